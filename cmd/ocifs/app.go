@@ -1,0 +1,175 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+)
+
+// version is set at link time (-ldflags "-X main.version=...").
+var version = "dev"
+
+// run executes the CLI and returns the process exit code. It is the only
+// place that turns an error into a message and an exit code.
+func run(args []string, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	app := newApp(stderr)
+	err := app.RunContext(ctx, args)
+	if err == nil {
+		return exitOK
+	}
+	if ctx.Err() != nil {
+		err = interrupted(err)
+	}
+	return report(stderr, err)
+}
+
+func newApp(stderr io.Writer) *cli.App {
+	return &cli.App{
+		Name:                 "ocifs",
+		Usage:                "OCI and Docker images as filesystems, without extracting them",
+		Version:              version,
+		Flags:                globalFlags(),
+		Commands:             commands(),
+		ErrWriter:            stderr,
+		HideHelpCommand:      true,
+		EnableBashCompletion: false,
+		// Errors are reported by run, in one place.
+		ExitErrHandler: func(*cli.Context, error) {},
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
+			return usageError(err)
+		},
+		CommandNotFound: func(c *cli.Context, name string) {
+			fmt.Fprintf(stderr, "ocifs: unknown command %q\nhint: run 'ocifs --help' for the list of commands\n", name)
+			os.Exit(exitUsage)
+		},
+	}
+}
+
+func commands() []*cli.Command {
+	cmds := []*cli.Command{
+		pullCommand(),
+		mountCommand(),
+		umountCommand(),
+		buildCommand(),
+		inspectCommand(),
+		cacheCommand(),
+	}
+	for _, c := range cmds {
+		withGlobalFlags(c)
+	}
+	return cmds
+}
+
+// withGlobalFlags adds the global flags to c and its subcommands, so that
+// users may type them after the command name; urfave/cli v2 does not pass
+// app-level flags down by itself.
+func withGlobalFlags(c *cli.Command) {
+	c.Flags = append(c.Flags, globalFlags()...)
+	if c.OnUsageError == nil {
+		c.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return usageError(err) }
+	}
+	for _, sub := range c.Subcommands {
+		withGlobalFlags(sub)
+	}
+}
+
+func globalFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{
+			Name:    "cache-dir",
+			Usage:   "where images, layer indexes and content are kept (default: $XDG_CACHE_HOME/ocifs)",
+			EnvVars: []string{"OCIFS_CACHE_DIR"},
+		},
+		&cli.StringFlag{
+			Name:  "platform",
+			Usage: "platform to pick from a multi-arch image, as os/arch[/variant] (default: this host's)",
+		},
+		&cli.BoolFlag{
+			Name:  "insecure",
+			Usage: "use plain HTTP and skip TLS verification for the registry (loopback registries need no flag)",
+		},
+		&cli.BoolFlag{
+			Name:  "debug",
+			Usage: "log debug detail to stderr",
+		},
+		&cli.BoolFlag{
+			Name:  "verbose",
+			Usage: "print a summary line when done, also when not on a terminal",
+		},
+	}
+}
+
+// globals are the global flags, whether typed before or after the command.
+type globals struct {
+	CacheDir string
+	Platform string
+	Insecure bool
+	Debug    bool
+	Verbose  bool
+	Log      *slog.Logger
+}
+
+func getGlobals(c *cli.Context) (*globals, error) {
+	g := &globals{
+		CacheDir: lookupString(c, "cache-dir"),
+		Platform: lookupString(c, "platform"),
+		Insecure: lookupBool(c, "insecure"),
+		Debug:    lookupBool(c, "debug"),
+		Verbose:  lookupBool(c, "verbose"),
+	}
+	if g.CacheDir == "" {
+		dir, err := defaultCacheDir()
+		if err != nil {
+			return nil, err
+		}
+		g.CacheDir = dir
+	}
+	level := slog.LevelWarn
+	if g.Debug {
+		level = slog.LevelDebug
+	}
+	g.Log = slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level}))
+	return g, nil
+}
+
+func defaultCacheDir() (string, error) {
+	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
+		return filepath.Join(d, "ocifs"), nil
+	}
+	d, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("finding the cache directory: %w (set --cache-dir or OCIFS_CACHE_DIR)", err)
+	}
+	return filepath.Join(d, "ocifs"), nil
+}
+
+// lookupString returns the value of the innermost context that set name,
+// else the default.
+func lookupString(c *cli.Context, name string) string {
+	for _, cc := range c.Lineage() {
+		if cc.Command != nil || cc.App != nil {
+			if cc.IsSet(name) {
+				return cc.String(name)
+			}
+		}
+	}
+	return c.String(name)
+}
+
+func lookupBool(c *cli.Context, name string) bool {
+	for _, cc := range c.Lineage() {
+		if cc.IsSet(name) {
+			return cc.Bool(name)
+		}
+	}
+	return c.Bool(name)
+}
