@@ -1,0 +1,95 @@
+package overlay
+
+import (
+	"slices"
+)
+
+// freeze turns the merge's mutable tree into a Tree. Directories are
+// numbered breadth first and their children stored as one sorted run, so
+// both inode numbers and listings depend only on the merged content.
+func freeze(root *inode) *Tree {
+	t := &Tree{}
+	inos := map[*inode]uint32{}
+	number := func(n *inode) (uint32, bool) {
+		if ino, ok := inos[n]; ok {
+			return ino, false
+		}
+		ino := uint32(len(t.nodes)) + RootIno
+		inos[n] = ino
+		t.nodes = append(t.nodes, t.node(n, ino))
+		return ino, true
+	}
+	number(root)
+	t.nodes[0].parent = RootIno
+	queue := []*inode{root}
+	for len(queue) > 0 {
+		d := queue[0]
+		queue = queue[1:]
+		dino := inos[d]
+		names := make([]string, 0, len(d.kids))
+		for name := range d.kids {
+			names = append(names, name)
+		}
+		slices.Sort(names)
+		start := uint32(len(t.dirents))
+		subdirs := uint32(0)
+		for _, name := range names {
+			k := d.kids[name]
+			ino, first := number(k)
+			t.dirents = append(t.dirents, Dirent{Name: name, Ino: uint64(ino)})
+			kn := &t.nodes[ino-RootIno]
+			kn.nlink++
+			if k.isDir() {
+				subdirs++
+				kn.parent = dino
+				if first {
+					queue = append(queue, k)
+				}
+			}
+		}
+		dn := &t.nodes[dino-RootIno]
+		dn.kids, dn.nkids = start, uint32(len(names))
+		dn.nlink = 2 + subdirs
+	}
+	t.nodes = slices.Clip(t.nodes)
+	t.dirents = slices.Clip(t.dirents)
+	return t
+}
+
+// node converts one merge inode to its frozen form.
+func (t *Tree) node(n *inode, ino uint32) Node {
+	if n.e == nil {
+		return Node{ino: ino, typ: TypeDir, mode: 0755, layer: int32(n.layer)}
+	}
+	e := n.e
+	out := Node{
+		ino:   ino,
+		typ:   e.Type,
+		mode:  e.Mode & 07777,
+		uid:   e.UID,
+		gid:   e.GID,
+		mtime: e.MTime,
+		nsec:  e.MTimeNsec,
+		layer: int32(n.layer),
+	}
+	if n.isDir() {
+		out.typ = TypeDir
+	}
+	switch out.typ {
+	case TypeRegular:
+		out.size, out.offset = e.Size, e.Offset
+	case TypeSymlink:
+		out.target = e.Linkname
+		out.size = int64(len(e.Linkname))
+	case TypeChar, TypeBlock:
+		out.major, out.minor = e.Devmajor, e.Devminor
+	}
+	if len(e.Xattrs) > 0 || (out.typ == TypeRegular && len(e.Sparse) > 0) {
+		out.extra = &nodeExtra{xattrs: e.Xattrs}
+		if out.typ == TypeRegular {
+			out.extra.sparse = e.Sparse
+		}
+		t.xattrs = t.xattrs || len(e.Xattrs) > 0
+	}
+	return out
+}

@@ -1,0 +1,261 @@
+package overlay
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// EntryError reports an entry that Merge cannot accept.
+type EntryError struct {
+	Layer int    // position of the layer in the image, from 0 (the base)
+	Name  string // the entry's name as stored in the tar
+	Err   error
+}
+
+func (e *EntryError) Error() string {
+	return fmt.Sprintf("layer %d: entry %q: %v", e.Layer, e.Name, e.Err)
+}
+
+func (e *EntryError) Unwrap() error { return e.Err }
+
+var (
+	errLinkMissing = errors.New("hardlink target does not exist")
+	errLinkDir     = errors.New("hardlink target is a directory")
+	errBadType     = errors.New("unknown entry type")
+	errRootType    = errors.New("the root must be a directory")
+)
+
+// inode is the mutable node of a merge in progress. Every path of a
+// hardlink group points to the same inode.
+type inode struct {
+	e     *Entry // attributes and content; nil for a directory Merge created
+	layer int    // where e comes from (for content), or the creating layer
+	kids  map[string]*inode
+}
+
+func (n *inode) isDir() bool { return n.kids != nil }
+
+// merger applies layers one at a time onto a mutable tree.
+type merger struct {
+	root *inode
+	// hidden holds what the current layer's whiteouts removed, by path, so a
+	// hardlink of the same layer can still name it (see resolveLink).
+	hidden map[string]*inode
+	// observe, when set, is called after each layer (for History).
+	observe func(layer int, l *Layer)
+}
+
+func newMerger() *merger {
+	return &merger{root: &inode{layer: -1, kids: map[string]*inode{}}}
+}
+
+// Merge applies the layers, base first, with the OCI whiteout rules, and
+// returns the immutable merged tree. Every error about an entry's name,
+// type or hardlink target comes from here; nothing later can fail on the
+// tree's shape.
+func Merge(layers []*Layer) (*Tree, error) {
+	m := newMerger()
+	for i, l := range layers {
+		if err := m.apply(i, l, false); err != nil {
+			return nil, err
+		}
+	}
+	return freeze(m.root), nil
+}
+
+// Raw returns one layer's own content as a tree, whiteout markers kept as
+// the ordinary files they are in the tar: the view of `ocifs mount --layer`.
+// index is the layer's position in the image (where its bytes are read).
+// A hardlink to a file of another layer shows as an empty regular file.
+func Raw(l *Layer, index int) (*Tree, error) {
+	m := newMerger()
+	if err := m.apply(index, l, true); err != nil {
+		return nil, err
+	}
+	return freeze(m.root), nil
+}
+
+// apply merges one layer. Whiteouts and opaque markers act on the lower
+// layers only, so they are applied first, wherever they sit in the tar;
+// then the layer's own entries are applied in tar order.
+func (m *merger) apply(layer int, l *Layer, raw bool) error {
+	names := make([]string, len(l.Entries))
+	kinds := make([]markerKind, len(l.Entries))
+	for i := range l.Entries {
+		e := &l.Entries[i]
+		p, err := cleanName(e.Name)
+		if err != nil {
+			return &EntryError{layer, e.Name, err}
+		}
+		names[i] = p
+		if raw {
+			continue
+		}
+		kind, target, err := classify(p)
+		if err != nil {
+			return &EntryError{layer, e.Name, err}
+		}
+		kinds[i] = kind
+		switch kind {
+		case markWhiteout:
+			m.hide(target)
+		case markOpaque:
+			m.makeOpaque(layer, target)
+		}
+	}
+	for i := range l.Entries {
+		if kinds[i] != notMarker {
+			continue
+		}
+		if err := m.add(layer, names[i], &l.Entries[i], raw); err != nil {
+			return &EntryError{layer, l.Entries[i].Name, err}
+		}
+	}
+	m.hidden = nil
+	if m.observe != nil {
+		m.observe(layer, l)
+	}
+	return nil
+}
+
+// hide removes the node at p, if any, remembering it for resolveLink.
+func (m *merger) hide(p string) {
+	dir, base := splitPath(p)
+	parent := m.lookup(dir)
+	if parent == nil || !parent.isDir() {
+		return
+	}
+	if n, ok := parent.kids[base]; ok {
+		m.remember(p, n)
+		delete(parent.kids, base)
+	}
+}
+
+// makeOpaque removes every child of directory p that lower layers made.
+// The directory itself stays (created if missing: the marker says it
+// exists in this layer).
+func (m *merger) makeOpaque(layer int, p string) {
+	d := m.mkdirAll(layer, p)
+	for name, n := range d.kids {
+		m.remember(joinPath(p, name), n)
+	}
+	d.kids = map[string]*inode{}
+}
+
+func (m *merger) remember(p string, n *inode) {
+	if m.hidden == nil {
+		m.hidden = map[string]*inode{}
+	}
+	if _, ok := m.hidden[p]; !ok {
+		m.hidden[p] = n
+	}
+}
+
+// lookup returns the node at clean path p, or nil. It never follows
+// symlinks: a layer's entries name paths, not resolutions.
+func (m *merger) lookup(p string) *inode {
+	return descend(m.root, p)
+}
+
+func descend(n *inode, p string) *inode {
+	for p != "" && n != nil {
+		if !n.isDir() {
+			return nil
+		}
+		var c string
+		c, p, _ = strings.Cut(p, "/")
+		n = n.kids[c]
+	}
+	return n
+}
+
+// add applies one non-marker entry at clean path p.
+func (m *merger) add(layer int, p string, e *Entry, raw bool) error {
+	if !e.Type.Valid() {
+		return errBadType
+	}
+	if p == "" {
+		if e.Type != TypeDir {
+			return errRootType
+		}
+		m.root.e, m.root.layer = e, layer
+		return nil
+	}
+	dir, base := splitPath(p)
+	parent := m.mkdirAll(layer, dir)
+	n, err := m.newNode(layer, p, e, raw)
+	if err != nil {
+		return err
+	}
+	if old := parent.kids[base]; old != nil && old.isDir() && n.isDir() {
+		old.e, old.layer = e, layer // a directory over a directory: merge
+		return nil
+	}
+	parent.kids[base] = n
+	return nil
+}
+
+// newNode makes the node for entry e: a fresh inode, or for a hardlink the
+// inode its target has now.
+func (m *merger) newNode(layer int, p string, e *Entry, raw bool) (*inode, error) {
+	if e.Type != TypeHardlink {
+		n := &inode{e: e, layer: layer}
+		if e.Type == TypeDir {
+			n.kids = map[string]*inode{}
+		}
+		return n, nil
+	}
+	target, err := cleanName(e.Linkname)
+	if err != nil {
+		return nil, fmt.Errorf("hardlink target %q: %w", e.Linkname, err)
+	}
+	t := m.resolveLink(target)
+	switch {
+	case t == nil && raw:
+		return &inode{e: &Entry{Name: e.Name, Type: TypeRegular, Mode: e.Mode, UID: e.UID, GID: e.GID,
+			MTime: e.MTime, MTimeNsec: e.MTimeNsec, Xattrs: e.Xattrs}, layer: layer}, nil
+	case t == nil || target == p:
+		return nil, fmt.Errorf("%w: %q", errLinkMissing, e.Linkname)
+	case t.isDir():
+		return nil, fmt.Errorf("%w: %q", errLinkDir, e.Linkname)
+	}
+	return t, nil
+}
+
+// resolveLink finds a hardlink's target: in the tree as it stands, or else
+// among what this layer's whiteouts removed from the lower layers, since a
+// layer may replace a file and link to its old self in the same breath.
+func (m *merger) resolveLink(target string) *inode {
+	if n := m.lookup(target); n != nil {
+		return n
+	}
+	for p := target; ; {
+		if n, ok := m.hidden[p]; ok {
+			return descend(n, strings.TrimPrefix(strings.TrimPrefix(target, p), "/"))
+		}
+		i := strings.LastIndexByte(p, '/')
+		if i < 0 {
+			return nil
+		}
+		p = p[:i]
+	}
+}
+
+// mkdirAll returns the directory at clean path p, creating missing
+// components as root-owned 0755 directories. A component that exists but is
+// not a directory is replaced by one: the layer says a path runs through it.
+func (m *merger) mkdirAll(layer int, p string) *inode {
+	n := m.root
+	for p != "" {
+		var c string
+		c, p, _ = strings.Cut(p, "/")
+		next := n.kids[c]
+		if next == nil || !next.isDir() {
+			next = &inode{layer: layer, kids: map[string]*inode{}}
+			n.kids[c] = next
+		}
+		n = next
+	}
+	return n
+}
