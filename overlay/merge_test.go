@@ -167,7 +167,7 @@ func TestMergeRules(t *testing.T) {
 			want: []string{"d dir 0711 0:0"},
 		},
 		{
-			name: "missing parents are created 0755 root-owned",
+			name:   "missing parents are created 0755 root-owned",
 			layers: stack{tarOf(file("a/b/c", "c", owner(5, 5)))},
 			want: []string{
 				"a dir 0755 0:0",
@@ -261,19 +261,19 @@ func TestMergeRules(t *testing.T) {
 			want: []string{`keep file 0644 0:0 "old"`},
 		},
 		{
-			name: "hardlink to a symlink",
+			name:   "hardlink to a symlink",
 			layers: stack{tarOf(symlink("s", "target"), hardlink("t", "s"))},
-			want: []string{"s symlink 0777 0:0 -> target nlink=2", "t symlink 0777 0:0 -> target nlink=2"},
+			want:   []string{"s symlink 0777 0:0 -> target nlink=2", "t symlink 0777 0:0 -> target nlink=2"},
 		},
 		{
-			name: "hardlink to a device",
+			name:   "hardlink to a device",
 			layers: stack{tarOf(device("dev/a", TypeChar, 4, 1), hardlink("dev/b", "dev/a"))},
-			want: []string{"dev dir 0755 0:0", "dev/a char 0600 0:0 4:1", "dev/b char 0600 0:0 4:1"},
+			want:   []string{"dev dir 0755 0:0", "dev/a char 0600 0:0 4:1", "dev/b char 0600 0:0 4:1"},
 		},
 		{
-			name: "a bare dot sets the root's attributes",
+			name:   "a bare dot sets the root's attributes",
 			layers: stack{tarOf(dir(".", mode(0700), owner(1, 2)), file("a", "1"))},
-			want: []string{`a file 0644 0:0 "1"`},
+			want:   []string{`a file 0644 0:0 "1"`},
 		},
 		{
 			name: "whiteout markers never show",

@@ -77,10 +77,10 @@ func splitPath(p string) (dir, base string) {
 type markerKind uint8
 
 const (
-	notMarker   markerKind = iota
-	markWhiteout           // .wh.NAME: hide NAME of lower layers
-	markOpaque             // .wh..wh..opq: hide all lower children of the dir
-	markMeta               // aufs bookkeeping: skip
+	notMarker    markerKind = iota
+	markWhiteout            // .wh.NAME: hide NAME of lower layers
+	markOpaque              // .wh..wh..opq: hide all lower children of the dir
+	markMeta                // aufs bookkeeping: skip
 )
 
 // classify returns the marker kind of a clean path and, for a whiteout, the
