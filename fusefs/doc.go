@@ -1,0 +1,124 @@
+// Package fusefs serves an immutable overlay.Tree as a read-only FUSE file
+// system.
+//
+//	srv, err := fusefs.Mount(dir, tree, content, fusefs.Options{})
+//	...
+//	defer srv.Unmount()
+//
+// Mount returns once the kernel answers requests on dir; the requests are
+// served by goroutines of the calling process until Server.Unmount, or
+// until the directory is unmounted from outside (Server.Wait returns
+// then). Unmount (the function) unmounts a directory from any process,
+// also after the server died.
+//
+// # Design
+//
+// The tree never changes and numbers its inodes densely from 1, which is
+// also the kernel's root node id. So the file system implements go-fuse's
+// raw protocol interface directly: the kernel's node id is the tree's
+// inode number, there is no per-inode object, Forget has nothing to
+// release, LOOKUP is a binary search in a sorted child list and GETATTR an
+// array index. No handler takes a lock; the only shared mutable state are
+// the request counters (atomics).
+//
+// # Attributes
+//
+// lstat through the mount returns the image's values: type and permission
+// bits with setuid, setgid and sticky; numeric uid and gid; size; mtime,
+// with atime and ctime equal to it; rdev of devices (the protocol carries
+// 12 bits of major and 20 of minor); the tree's inode numbers, shared by
+// every path of a hardlink group, and true link counts (2 + subdirectories
+// for a directory). A symlink's size is its target's length (mkfs.ext4 -d
+// silently skips the rest of a directory when it is not). A directory's
+// size is 4096, as for a fresh ext4 directory; st_blocks is the size
+// rounded up to 4 KiB blocks (data extents only for sparse files, 0 for
+// symlinks and devices); st_blksize is 4096.
+//
+// # Extended attributes
+//
+// listxattr and getxattr return the image's attributes, byte for byte,
+// except those the kernel would refuse to hand out, which are left out so
+// that a reader that lists and then reads every name (mkfs.ext4 -d does,
+// and aborts on the first failure) never fails:
+//   - trusted.* (readable only with CAP_SYS_ADMIN, so an ordinary user's
+//     build would fail; left out for root too, so both builds agree);
+//   - user.* on anything but regular files and directories;
+//   - names over 255 bytes, values over 64 KiB;
+//   - a security.capability value that is not a vfs_cap_data revision 2
+//     (20 bytes) or 3 (24 bytes): the kernel answers EINVAL for anything
+//     else, revision 1 included. Logged once, as a warning, at Mount;
+//   - a malformed system.posix_acl_access or _default value.
+//
+// The kernel itself rewrites a revision 3 capability whose root uid is 0
+// into revision 2 on the way out, as it does on any file system.
+// When no node has an attribute to serve, xattr requests answer ENOSYS:
+// the kernel then stops sending them and answers EOPNOTSUPP itself, which
+// saves one request per file during mkfs.ext4 -d (it treats EOPNOTSUPP as
+// "no attributes").
+//
+// # Access
+//
+// The image's modes and owners are not checked against the caller: an
+// ordinary user's mkfs.ext4 -d must read a 0600 root-owned file and enter
+// a 0700 directory. The mount is private to the mounting user (the FUSE
+// default: no other user, not even root, can enter it). Options.AllowOther
+// opens it to everyone and then has the kernel enforce the image's modes
+// (allow_other, default_permissions). The mount is read-only (ro,
+// nosuid, nodev): device nodes cannot be opened, setuid bits do not
+// elevate. Every request that would change something answers EROFS.
+//
+// # Kernel caching
+//
+// Everything the kernel learns stays valid forever, and the mount is set
+// up so that it asks as little as possible (measured on a real mkfs.ext4
+// -d run in the package's tests and benchmarks):
+//   - entry, attribute and negative-entry timeouts are effectively
+//     infinite, so each path costs one LOOKUP (or none, below) and no
+//     GETATTR;
+//   - READDIRPLUS returns every child's attributes with the listing, so
+//     scandir followed by lstat of each child sends no LOOKUP at all;
+//   - OPEN and OPENDIR answer ENOSYS once (FUSE_NO_OPEN_SUPPORT,
+//     FUSE_NO_OPENDIR_SUPPORT): the kernel stops sending OPEN, RELEASE,
+//     OPENDIR and RELEASEDIR and keeps file pages and directory listings
+//     cached across opens (FOPEN_KEEP_CACHE, FOPEN_CACHE_DIR are its
+//     no-open defaults); FLUSH and LSEEK answer ENOSYS once too, after
+//     which the kernel handles close and SEEK_DATA/SEEK_HOLE by itself
+//     (no holes but EOF; mkfs.ext4 -d skips zero blocks on its own);
+//   - symlink targets are cached (FUSE_CACHE_SYMLINKS).
+//
+// # Reads
+//
+// File bytes come from Node.ReadAt through the content reader
+// (overlay.LayerReader), into the buffer go-fuse hands to the handler, and
+// go back with no allocation per read. If the reader also implements
+// LayerFiler, reads of non-sparse files from a layer stored as a plain
+// file are spliced from that file into /dev/fuse without passing through
+// this process.
+//
+// # Hazards
+//
+// A process that serves a FUSE mount must not block on that mount itself
+// while holding what its handlers need. The handlers here need nothing but
+// the tree and the content reader, so accessing the mount from the same
+// process works, but:
+//   - a child process (mkfs.ext4 -d) must not start with its working
+//     directory on the mount, nor inherit descriptors of files on it: the
+//     mount could not be unmounted while the child lives, and a child
+//     that outlives a crashed server hangs in uninterruptible sleep on its
+//     next request;
+//   - Unmount while a process has a file open or its working directory on
+//     the mount retries for a few seconds, then fails with ErrBusy;
+//   - if the server process dies, the mount stays behind, answering
+//     ENOTCONN ("transport endpoint is not connected") until Unmount(dir)
+//     removes it;
+//   - a file named .go-fuse-epoll-hack at the root of an image is hidden:
+//     go-fuse answers for that name itself while mounting.
+//
+// # Privileges
+//
+// As root, Mount calls mount(2) directly and needs an openable /dev/fuse
+// (ErrNoFUSE otherwise). As an ordinary user it runs the setuid
+// fusermount3 helper (ErrNoFusermount when it is missing), which opens
+// /dev/fuse itself; AllowOther then needs user_allow_other in
+// /etc/fuse.conf.
+package fusefs
