@@ -28,9 +28,13 @@
 //     with its whole subtree, so a directory deleted and recreated later
 //     starts empty.
 //   - Duplicate entries: the last one wins.
-//   - Missing parent directories are created 0755 and root-owned. A path
-//     that runs through a lower non-directory turns it into such a
-//     directory. Symlinks are never followed while merging.
+//   - Paths resolve as extraction into a real directory resolves them
+//     (umoci, containerd): a symlink among an entry's (or a marker's, or a
+//     hardlink target's) parent directories is followed inside the tree, an
+//     absolute target starting at the root and ".." stopping there; the last
+//     component is never followed. Missing parent directories are created
+//     0755 and root-owned where the resolution puts them. A parent that is a
+//     file, and symlink loops, are errors.
 //   - Names are cleaned ("./", "//", "." and inner ".." resolved lexically);
 //     a name whose ".." climbs above the root is an error. A "." entry sets
 //     the root's attributes; the root must be a directory.

@@ -24,7 +24,13 @@ var (
 	errLinkDir     = errors.New("hardlink target is a directory")
 	errBadType     = errors.New("unknown entry type")
 	errRootType    = errors.New("the root must be a directory")
+	errNotDir      = errors.New("a parent is not a directory")
+	errLoop        = errors.New("too many levels of symbolic links")
 )
+
+// maxLinkHops bounds symlink expansion while resolving a path, as the
+// kernel's 40 does for lookups; extraction tools allow a few more.
+const maxLinkHops = 255
 
 // inode is the mutable node of a merge in progress. Every path of a
 // hardlink group points to the same inode.
@@ -44,6 +50,7 @@ type merger struct {
 	hidden map[string]*inode
 	// observe, when set, is called after each layer (for History).
 	observe func(layer int, l *Layer)
+	stack   []*inode // resolve's scratch space
 }
 
 func newMerger() *merger {
@@ -99,9 +106,12 @@ func (m *merger) apply(layer int, l *Layer, raw bool) error {
 		kinds[i] = kind
 		switch kind {
 		case markWhiteout:
-			m.hide(target)
+			err = m.hide(target)
 		case markOpaque:
-			m.makeOpaque(layer, target)
+			err = m.makeOpaque(target)
+		}
+		if err != nil {
+			return &EntryError{layer, e.Name, err}
 		}
 	}
 	for i := range l.Entries {
@@ -120,27 +130,31 @@ func (m *merger) apply(layer int, l *Layer, raw bool) error {
 }
 
 // hide removes the node at p, if any, remembering it for resolveLink.
-func (m *merger) hide(p string) {
+func (m *merger) hide(p string) error {
 	dir, base := splitPath(p)
-	parent := m.lookup(dir)
-	if parent == nil || !parent.isDir() {
-		return
+	parent, err := m.resolve(-1, dir, true, false)
+	if err != nil || parent == nil || !parent.isDir() {
+		return err
 	}
 	if n, ok := parent.kids[base]; ok {
 		m.remember(p, n)
 		delete(parent.kids, base)
 	}
+	return nil
 }
 
-// makeOpaque removes every child of directory p that lower layers made.
-// The directory itself stays (created if missing: the marker says it
-// exists in this layer).
-func (m *merger) makeOpaque(layer int, p string) {
-	d := m.mkdirAll(layer, p)
+// makeOpaque removes every child of directory p that lower layers made;
+// the directory itself stays.
+func (m *merger) makeOpaque(p string) error {
+	d, err := m.resolve(-1, p, true, false)
+	if err != nil || d == nil || !d.isDir() {
+		return err
+	}
 	for name, n := range d.kids {
 		m.remember(joinPath(p, name), n)
 	}
 	d.kids = map[string]*inode{}
+	return nil
 }
 
 func (m *merger) remember(p string, n *inode) {
@@ -152,10 +166,11 @@ func (m *merger) remember(p string, n *inode) {
 	}
 }
 
-// lookup returns the node at clean path p, or nil. It never follows
-// symlinks: a layer's entries name paths, not resolutions.
+// lookup returns the node at clean path p, or nil, resolving symlinks in
+// its directories but not in its last component.
 func (m *merger) lookup(p string) *inode {
-	return descend(m.root, p)
+	n, _ := m.resolve(-1, p, false, false)
+	return n
 }
 
 func descend(n *inode, p string) *inode {
@@ -183,7 +198,13 @@ func (m *merger) add(layer int, p string, e *Entry, raw bool) error {
 		return nil
 	}
 	dir, base := splitPath(p)
-	parent := m.mkdirAll(layer, dir)
+	parent, err := m.resolve(layer, dir, true, true)
+	if err != nil {
+		return err
+	}
+	if !parent.isDir() {
+		return errNotDir
+	}
 	n, err := m.newNode(layer, p, e, raw)
 	if err != nil {
 		return err
@@ -242,20 +263,57 @@ func (m *merger) resolveLink(target string) *inode {
 	}
 }
 
-// mkdirAll returns the directory at clean path p, creating missing
-// components as root-owned 0755 directories. A component that exists but is
-// not a directory is replaced by one: the layer says a path runs through it.
-func (m *merger) mkdirAll(layer int, p string) *inode {
-	n := m.root
-	for p != "" {
+// resolve finds clean path p the way extracting into a real directory
+// does (securejoin): a symlink in a directory component is followed inside
+// the tree (an absolute target starts at the root, ".." stops there), and
+// the last component is followed only with followLast. With create set
+// (layer >= 0), missing directories are made on the way, 0755 and
+// root-owned, where the resolution puts them. It returns nil when p does
+// not exist, and an error when a directory component is a file or the
+// symlinks loop.
+func (m *merger) resolve(layer int, p string, followLast, create bool) (*inode, error) {
+	stack := append(m.stack[:0], m.root)
+	defer func() { m.stack = stack[:0] }()
+	for rest, hops := p, 0; rest != ""; {
 		var c string
-		c, p, _ = strings.Cut(p, "/")
-		next := n.kids[c]
-		if next == nil || !next.isDir() {
-			next = &inode{layer: layer, kids: map[string]*inode{}}
-			n.kids[c] = next
+		c, rest, _ = strings.Cut(rest, "/")
+		switch c {
+		case "", ".":
+			continue
+		case "..":
+			if len(stack) > 1 {
+				stack = stack[:len(stack)-1]
+			}
+			continue
 		}
-		n = next
+		cur := stack[len(stack)-1]
+		if !cur.isDir() {
+			return nil, errNotDir
+		}
+		next := cur.kids[c]
+		switch {
+		case next == nil && !create:
+			return nil, nil
+		case next == nil:
+			next = &inode{layer: layer, kids: map[string]*inode{}}
+			cur.kids[c] = next
+		case kind(next) == TypeSymlink && (rest != "" || followLast):
+			if hops++; hops > maxLinkHops {
+				return nil, errLoop
+			}
+			target := next.e.Linkname
+			if strings.HasPrefix(target, "/") {
+				stack = stack[:1]
+			}
+			rest = target + "/" + rest
+			continue
+		case !next.isDir() && rest != "":
+			if !create {
+				return nil, nil
+			}
+			return nil, errNotDir
+		}
+		stack = append(stack, next)
 	}
-	return n
+	return stack[len(stack)-1], nil
 }

@@ -176,12 +176,64 @@ func TestMergeRules(t *testing.T) {
 			},
 		},
 		{
-			name: "a path through a lower file turns it into a directory",
+			name: "a parent symlink is followed, as extraction into a directory does",
 			layers: stack{
-				tarOf(file("a", "file")),
-				tarOf(file("a/b", "b")),
+				tarOf(dir("usr/lib"), file("usr/lib/a", "a"), symlink("lib", "usr/lib"), symlink("abs", "/usr/lib")),
+				tarOf(file("lib/b", "b"), file("abs/c", "c")),
 			},
-			want: []string{"a dir 0755 0:0", `a/b file 0644 0:0 "b"`},
+			want: []string{
+				"abs symlink 0777 0:0 -> /usr/lib",
+				"lib symlink 0777 0:0 -> usr/lib",
+				"usr dir 0755 0:0",
+				"usr/lib dir 0755 0:0",
+				`usr/lib/a file 0644 0:0 "a"`,
+				`usr/lib/b file 0644 0:0 "b"`,
+				`usr/lib/c file 0644 0:0 "c"`,
+			},
+		},
+		{
+			name: "a dangling parent symlink creates its target, confined to the root",
+			layers: stack{
+				tarOf(symlink("lib64", "../../../usr/lib64"), symlink("etc/alt", "x/y")),
+				tarOf(file("lib64/ld.so", "ld"), file("etc/alt/z", "z")),
+			},
+			want: []string{
+				"etc dir 0755 0:0",
+				"etc/alt symlink 0777 0:0 -> x/y",
+				"etc/x dir 0755 0:0",
+				"etc/x/y dir 0755 0:0",
+				`etc/x/y/z file 0644 0:0 "z"`,
+				"lib64 symlink 0777 0:0 -> ../../../usr/lib64",
+				"usr dir 0755 0:0",
+				"usr/lib64 dir 0755 0:0",
+				`usr/lib64/ld.so file 0644 0:0 "ld"`,
+			},
+		},
+		{
+			name: "whiteouts and opaque markers resolve parent symlinks too",
+			layers: stack{
+				tarOf(dir("real/d"), file("real/d/x", "x"), file("real/y", "y"), symlink("link", "real")),
+				tarOf(whiteout("link/y"), opaque("link/d")),
+			},
+			want: []string{
+				"link symlink 0777 0:0 -> real",
+				"real dir 0755 0:0",
+				"real/d dir 0755 0:0",
+			},
+		},
+		{
+			name: "a directory entry replaces a symlink in its place",
+			layers: stack{
+				tarOf(dir("usr/lib"), file("usr/lib/a", "a"), symlink("lib", "usr/lib")),
+				tarOf(dir("lib"), file("lib/b", "b")),
+			},
+			want: []string{
+				"lib dir 0755 0:0",
+				`lib/b file 0644 0:0 "b"`,
+				"usr dir 0755 0:0",
+				"usr/lib dir 0755 0:0",
+				`usr/lib/a file 0644 0:0 "a"`,
+			},
 		},
 		{
 			name: "duplicate entries: last wins",
@@ -281,7 +333,7 @@ func TestMergeRules(t *testing.T) {
 				tarOf(dir("d"), file("d/x", "x")),
 				tarOf(whiteout("d/x"), whiteout("d/none"), opaque("e")),
 			},
-			want: []string{"d dir 0755 0:0", "e dir 0755 0:0"},
+			want: []string{"d dir 0755 0:0"},
 		},
 	}
 	for _, tc := range tests {
@@ -333,6 +385,10 @@ func TestMergeErrors(t *testing.T) {
 		{"hardlink to a later entry", stack{tarOf(hardlink("b", "a"), file("a", "1"))}, errLinkMissing, "b", 0},
 		{"hardlink to a directory", stack{tarOf(dir("d"), hardlink("h", "d"))}, errLinkDir, "h", 0},
 		{"root as a file", stack{tarOf(file("./", "x"))}, errRootType, "./", 0},
+		{"parent is a file", stack{tarOf(file("a", "f")), tarOf(file("a/b", "x"))}, errNotDir, "a/b", 1},
+		{"parent symlink to a file", stack{tarOf(file("f", "f"), symlink("a", "f"), file("a/b", "x"))}, errNotDir, "a/b", 0},
+		{"symlink loop in a parent", stack{tarOf(symlink("a", "b"), symlink("b", "a"), file("a/x", "x"))}, errLoop, "a/x", 0},
+		{"symlink loop in a whiteout", stack{tarOf(symlink("a", "a")), tarOf(whiteout("a/x"))}, errLoop, "a/.wh.x", 1},
 		{"unknown type", stack{{layer: &Layer{Entries: []Entry{{Name: "x", Type: 99}}}}}, errBadType, "x", 0},
 	}
 	for _, tc := range tests {
