@@ -128,11 +128,17 @@ func (s *Store) layerLockPath(h v1.Hash) string {
 	return filepath.Join(s.dir, locksDir, h.Algorithm+"-"+h.Hex+".lock")
 }
 
+// flock kinds.
+const (
+	lockExclusive = syscall.LOCK_EX
+	lockSharedHow = syscall.LOCK_SH
+)
+
 // lockShared takes the store lock shared: held by every operation that
 // writes into the store, so that Prune (exclusive) never removes a file
 // between its creation and the index.json entry that references it.
 func (s *Store) lockShared(ctx context.Context) (*fileLock, error) {
-	return lockFile(ctx, s.path(storeLock), syscall.LOCK_SH)
+	return lockFile(ctx, s.path(storeLock), lockSharedHow)
 }
 
 func exists(path string) bool {

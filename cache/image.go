@@ -1,0 +1,158 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/ocifs/ocifs/overlay"
+	"golang.org/x/sync/errgroup"
+)
+
+// Image is a complete image in the store, with a file open per layer for
+// reading its uncompressed tar stream. Its fields are immutable; it is
+// safe for concurrent use.
+type Image struct {
+	Ref      string  // normalized REF
+	Digest   v1.Hash // the manifest's
+	Manifest *v1.Manifest
+	Config   *v1.ConfigFile
+	Platform v1.Platform
+	Layers   []Layer
+	// Stats describe the Pull that returned the image (zero from Get's
+	// local path).
+	Stats PullStats
+
+	store *Store
+	files []*os.File // per layer: the unpacked copy, or the blob itself
+}
+
+// Layer describes one layer of an Image.
+type Layer struct {
+	Digest           v1.Hash // of the blob
+	DiffID           v1.Hash // of the uncompressed tar stream
+	MediaType        types.MediaType
+	Size             int64 // blob size
+	UncompressedSize int64 // tar stream size
+	Entries          int   // tar entries in the index
+	Whiteouts        int   // entries named .wh.*
+}
+
+// PullStats say what a Pull did.
+type PullStats struct {
+	LayersFetched int   // layer blobs downloaded (or copied from a local source)
+	LayersIndexed int   // layers scanned, fetched or not
+	BytesFetched  int64 // compressed bytes read from the source for layers
+}
+
+var _ overlay.LayerReader = (*Image)(nil)
+
+// ReadLayerAt reads the uncompressed tar stream of layer i at off, with
+// io.ReaderAt semantics. It is one pread on an open file: no lock, no
+// allocation.
+func (img *Image) ReadLayerAt(i int, p []byte, off int64) (int, error) {
+	if uint(i) >= uint(len(img.files)) {
+		return 0, fmt.Errorf("reading layer %d: image has %d layers", i, len(img.files))
+	}
+	return img.files[i].ReadAt(p, off)
+}
+
+// LayerFile returns the open file holding layer i's uncompressed tar
+// stream, for splice or passthrough. The file belongs to the Image: do not
+// close it, seek it or read it other than with pread.
+func (img *Image) LayerFile(i int) (*os.File, bool) {
+	if uint(i) >= uint(len(img.files)) {
+		return nil, false
+	}
+	return img.files[i], true
+}
+
+// Close closes the layer files.
+func (img *Image) Close() error {
+	var errs []error
+	for _, f := range img.files {
+		if f != nil {
+			errs = append(errs, f.Close())
+		}
+	}
+	img.files = nil
+	return errors.Join(errs...)
+}
+
+// Indexes loads the layers' persisted indexes, in parallel. An index that
+// fails its checks (corrupt, truncated, older version) is rebuilt from the
+// local blob, without network.
+func (img *Image) Indexes(ctx context.Context) ([]*overlay.Layer, error) {
+	out := make([]*overlay.Layer, len(img.Layers))
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(4)
+	for i := range img.Layers {
+		g.Go(func() error {
+			l, err := img.store.loadIndex(ctx, &img.Layers[i])
+			out[i] = l
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (s *Store) loadIndex(ctx context.Context, l *Layer) (*overlay.Layer, error) {
+	b, err := os.ReadFile(s.indexPath(l.DiffID))
+	if err == nil {
+		idx, _, derr := decodeIndex(b, l.DiffID)
+		if derr == nil {
+			return idx, nil
+		}
+		err = derr
+	}
+	s.log.Warn("rebuilding layer index", "layer", l.Digest, "reason", err)
+	if err := s.rebuildIndex(ctx, l.Digest, l.DiffID, l.Size); err != nil {
+		return nil, fmt.Errorf("loading index of layer %s: %w", l.Digest, err)
+	}
+	if b, err = os.ReadFile(s.indexPath(l.DiffID)); err != nil {
+		return nil, fmt.Errorf("loading index of layer %s: %w", l.Digest, err)
+	}
+	idx, _, err := decodeIndex(b, l.DiffID)
+	if err != nil {
+		return nil, fmt.Errorf("loading index of layer %s: %w", l.Digest, err)
+	}
+	return idx, nil
+}
+
+// rebuildIndex scans the local blob again to rewrite the layer's index
+// (and unpacked copy, if missing).
+func (s *Store) rebuildIndex(ctx context.Context, digest, diffID v1.Hash, size int64) error {
+	sl, err := s.lockShared(ctx)
+	if err != nil {
+		return err
+	}
+	defer sl.Unlock()
+	ll, err := lockFile(ctx, s.layerLockPath(digest), lockExclusive)
+	if err != nil {
+		return err
+	}
+	defer ll.Unlock()
+	_, err = s.runLayerPass(ctx, s.localJob(digest, diffID, size, nil))
+	return err
+}
+
+// localJob is a layer pass over the store's own blob.
+func (s *Store) localJob(digest, diffID v1.Hash, size int64, progress func(int64)) *layerJob {
+	return &layerJob{
+		digest: digest, diffID: diffID, size: size, progress: progress,
+		open: func(context.Context) (io.ReadCloser, error) {
+			f, err := os.Open(s.blobPath(digest))
+			if err != nil {
+				return nil, errorf(ErrNotFound, "blob %s is not in the cache", digest)
+			}
+			return f, nil
+		},
+	}
+}

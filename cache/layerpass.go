@@ -1,0 +1,230 @@
+package cache
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// layerJob is one layer to make complete in the store: blob, index and,
+// for compressed blobs, the unpacked copy.
+type layerJob struct {
+	digest v1.Hash
+	diffID v1.Hash
+	size   int64 // from the manifest
+	// open returns the blob's bytes: from the source, or the local blob.
+	open func(ctx context.Context) (io.ReadCloser, error)
+	// writeBlob is false when open reads the store's own blob.
+	writeBlob bool
+	progress  func(delta int64)
+}
+
+// layerOutcome summarizes a finished pass.
+type layerOutcome struct {
+	fetched   int64 // compressed bytes read from the source (0 for local)
+	header    indexHeader
+	compressd compression
+}
+
+// pass is the state of one streaming pass over a layer blob:
+//
+//	source → blob hash (+ blob temp file) → decompress → diffID hash
+//	(+ unpacked temp file) → tar scan
+//
+// Nothing is renamed into place until every check has passed.
+type pass struct {
+	s          *Store
+	job        *layerJob
+	src        *sourceReader
+	blobHash   *hashWriter
+	blobTmp    *tempFile
+	unpackTmp  *tempFile
+	unpackBuf  *bufio.Writer
+	diffHash   *hashWriter
+	compressed compression
+}
+
+// runLayerPass makes the layer complete in the store in one read of its blob.
+func (s *Store) runLayerPass(ctx context.Context, job *layerJob) (*layerOutcome, error) {
+	rc, err := job.open(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("fetching layer %s: %w", job.digest, classifyRemote(err))
+	}
+	defer rc.Close()
+	p := &pass{s: s, job: job, src: &sourceReader{r: rc, progress: job.progress}}
+	defer p.cleanup()
+	res, err := p.stream()
+	if err != nil {
+		return nil, err
+	}
+	return p.commit(res)
+}
+
+func (p *pass) cleanup() {
+	p.blobTmp.abort()
+	p.unpackTmp.abort()
+}
+
+// stream runs the pass up to, not including, the renames. Errors are
+// ranked: a source failure, then a digest mismatch (wrong bytes explain
+// any later garbage), then a decompression or tar error, then the diffID.
+func (p *pass) stream() (*scanResult, error) {
+	var err error
+	var blobW io.Writer
+	if p.job.writeBlob {
+		if p.blobTmp, err = p.s.newTemp("blob-" + p.job.digest.Hex); err != nil {
+			return nil, err
+		}
+		blobW = p.blobTmp.f
+	}
+	p.blobHash = newHashWriter(blobW)
+	br := bufio.NewReaderSize(io.TeeReader(p.src, p.blobHash), 1<<20)
+	p.compressed = sniff(br)
+	res, scanErr := p.scan(br)
+	// Read what the decoder and the scanner left, so that the digest
+	// covers the whole blob whatever happened above.
+	if _, err := io.Copy(io.Discard, br); err != nil && scanErr == nil {
+		scanErr = err
+	}
+	if err := p.checkSource(); err != nil {
+		return nil, err
+	}
+	if err := p.blobHash.check(p.job.digest, p.job.size); err != nil {
+		return nil, fmt.Errorf("fetching layer %s: %w", p.job.digest, err)
+	}
+	if scanErr != nil {
+		return nil, scanErr
+	}
+	if p.diffID() != p.job.diffID {
+		return nil, mismatchf("layer %s: uncompressed content hashes to %s, config says diffID %s", p.job.digest, p.diffID(), p.job.diffID)
+	}
+	return res, nil
+}
+
+// scan decompresses br and scans the tar stream, copying it to the
+// unpacked temp file when the blob is compressed.
+func (p *pass) scan(br *bufio.Reader) (*scanResult, error) {
+	ur, release, err := decompressor(p.compressed, br)
+	if err != nil {
+		return nil, errorf(ErrInvalidImage, "layer %s: %v", p.job.digest, err)
+	}
+	defer release()
+	if p.compressed != uncompressed {
+		var w io.Writer
+		if !exists(p.s.unpackedPath(p.job.diffID)) {
+			if p.unpackTmp, err = p.s.newTemp("unpacked-" + p.job.diffID.Hex); err != nil {
+				return nil, err
+			}
+			p.unpackBuf = bufio.NewWriterSize(p.unpackTmp.f, 256<<10)
+			w = p.unpackBuf
+		}
+		p.diffHash = newHashWriter(w)
+		ur = io.TeeReader(ur, p.diffHash)
+	}
+	res, err := scanTar(ur, p.job.digest.String())
+	if err != nil {
+		return nil, err
+	}
+	// The stream may go on after the end-of-archive marker; the diffID
+	// and the unpacked copy cover all of it.
+	if _, err := io.Copy(io.Discard, ur); err != nil {
+		return nil, p.decodeError(err)
+	}
+	return res, nil
+}
+
+func (p *pass) decodeError(err error) error {
+	if p.src.err != nil {
+		return p.src.err
+	}
+	return errorf(ErrInvalidImage, "layer %s: decompressing %s: %v", p.job.digest, p.compressed, err)
+}
+
+// checkSource reports a read error of the source, unless the bytes read
+// are the full announced size: then the registry client's own digest
+// check failed at EOF, and the digest check that follows says it better.
+func (p *pass) checkSource() error {
+	if p.src.err == nil {
+		return nil
+	}
+	if p.blobHash.n >= p.job.size && p.job.size >= 0 && p.blobHash.sum() != p.job.digest {
+		return nil
+	}
+	return fmt.Errorf("fetching layer %s: %w", p.job.digest, classifyRemote(p.src.err))
+}
+
+func (p *pass) diffID() v1.Hash {
+	if p.diffHash == nil {
+		return p.blobHash.sum()
+	}
+	return p.diffHash.sum()
+}
+
+func (p *pass) tarSize() int64 {
+	if p.diffHash == nil {
+		return p.blobHash.n
+	}
+	return p.diffHash.n
+}
+
+// commit renames the verified files into place: the blob first, then the
+// unpacked copy, and the index last, because a valid index is what marks
+// a layer complete.
+func (p *pass) commit(res *scanResult) (*layerOutcome, error) {
+	if p.blobTmp != nil {
+		if err := p.blobTmp.commit(p.s.blobPath(p.job.digest)); err != nil {
+			return nil, err
+		}
+	}
+	if p.unpackTmp != nil {
+		if err := p.unpackBuf.Flush(); err != nil {
+			return nil, fmt.Errorf("writing unpacked layer %s: %w", p.job.diffID, err)
+		}
+		if err := p.unpackTmp.commit(p.s.unpackedPath(p.job.diffID)); err != nil {
+			return nil, err
+		}
+	}
+	b, err := encodeIndex(p.job.diffID, p.tarSize(), res)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.s.writeFileAtomic(p.s.indexPath(p.job.diffID), b); err != nil {
+		return nil, fmt.Errorf("writing index of layer %s: %w", p.job.digest, err)
+	}
+	h, err := parseIndexHeader(b, p.job.diffID, int64(len(b)))
+	if err != nil {
+		return nil, err
+	}
+	out := &layerOutcome{header: h, compressd: p.compressed}
+	if p.job.writeBlob {
+		out.fetched = p.blobHash.n
+	}
+	return out, nil
+}
+
+// sourceReader remembers the first read error of the source other than
+// EOF and reports progress.
+type sourceReader struct {
+	r        io.Reader
+	err      error
+	progress func(int64)
+}
+
+func (s *sourceReader) Read(b []byte) (int, error) {
+	n, err := s.r.Read(b)
+	if n > 0 && s.progress != nil {
+		s.progress(int64(n))
+	}
+	if err != nil && !errors.Is(err, io.EOF) && s.err == nil {
+		s.err = err
+	}
+	return n, err
+}
+
+// errFileGone reports whether err means a file vanished underneath us.
+func errFileGone(err error) bool { return errors.Is(err, os.ErrNotExist) }

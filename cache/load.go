@@ -1,0 +1,84 @@
+package cache
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// loadImage opens the stored image with manifest digest, checking that
+// every piece is present: manifest and config (re-hashed, they are small),
+// each layer's blob, index header and content file size. Deep checks of
+// layer bytes are Verify's job.
+func (s *Store) loadImage(ref string, digest v1.Hash) (*Image, error) {
+	raw, err := s.readBlob(digest)
+	if err != nil {
+		return nil, err
+	}
+	m, err := v1.ParseManifest(bytes.NewReader(raw))
+	if err != nil {
+		return nil, errorf(ErrInvalidImage, "parsing stored manifest %s: %v", digest, err)
+	}
+	rawCfg, err := s.readBlob(m.Config.Digest)
+	if err != nil {
+		return nil, err
+	}
+	cf, err := v1.ParseConfigFile(bytes.NewReader(rawCfg))
+	if err != nil {
+		return nil, errorf(ErrInvalidImage, "parsing stored config %s: %v", m.Config.Digest, err)
+	}
+	if len(cf.RootFS.DiffIDs) != len(m.Layers) {
+		return nil, errorf(ErrInvalidImage, "stored manifest %s: %d layers, %d diffIDs", digest, len(m.Layers), len(cf.RootFS.DiffIDs))
+	}
+	img := &Image{Ref: ref, Digest: digest, Manifest: m, Config: cf, Platform: configPlatform(cf), store: s}
+	for i, d := range m.Layers {
+		l, f, err := s.openLayer(d, cf.RootFS.DiffIDs[i])
+		if err != nil {
+			img.Close()
+			return nil, err
+		}
+		img.Layers = append(img.Layers, l)
+		img.files = append(img.files, f)
+	}
+	return img, nil
+}
+
+func (s *Store) openLayer(d v1.Descriptor, diffID v1.Hash) (Layer, *os.File, error) {
+	if !exists(s.blobPath(d.Digest)) {
+		return Layer{}, nil, fmt.Errorf("layer %s: blob is missing", d.Digest)
+	}
+	h, err := statIndex(s.indexPath(diffID), diffID)
+	if err != nil {
+		return Layer{}, nil, fmt.Errorf("layer %s: index: %w", d.Digest, err)
+	}
+	f, err := os.Open(s.contentPath(d.Digest, diffID))
+	if err != nil {
+		return Layer{}, nil, fmt.Errorf("layer %s: %w", d.Digest, err)
+	}
+	fi, err := f.Stat()
+	if err == nil && fi.Size() != h.TarSize {
+		err = fmt.Errorf("content has %d bytes, its index says %d", fi.Size(), h.TarSize)
+	}
+	if err != nil {
+		f.Close()
+		return Layer{}, nil, fmt.Errorf("layer %s: %w", d.Digest, err)
+	}
+	return Layer{
+		Digest: d.Digest, DiffID: diffID, MediaType: d.MediaType, Size: d.Size,
+		UncompressedSize: h.TarSize, Entries: h.Entries, Whiteouts: h.Whiteouts,
+	}, f, nil
+}
+
+// readBlob reads a small stored blob and checks its digest.
+func (s *Store) readBlob(h v1.Hash) ([]byte, error) {
+	b, err := os.ReadFile(s.blobPath(h))
+	if err != nil {
+		return nil, fmt.Errorf("reading stored blob %s: %w", h, err)
+	}
+	if got := sha256Hash(b); got != h {
+		return nil, mismatchf("stored blob %s hashes to %s", h, got)
+	}
+	return b, nil
+}

@@ -1,0 +1,261 @@
+package cache
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sync/errgroup"
+)
+
+// PullOptions configure Pull and Get.
+type PullOptions struct {
+	// Platform picks from a multi-platform image; nil means the host's
+	// (HostPlatform). A platform given here is also required of a
+	// single-platform image.
+	Platform *v1.Platform
+	// Progress, if set, receives per-layer reports, possibly from several
+	// goroutines at once.
+	Progress func(Progress)
+	// Jobs is how many layers are fetched in parallel (default 4).
+	Jobs int
+}
+
+func (po PullOptions) platform() (v1.Platform, bool) {
+	if po.Platform != nil {
+		return *po.Platform, true
+	}
+	return HostPlatform(), false
+}
+
+// Get returns the stored image for ref and the platform without touching
+// the network when it is complete in the store, and else Pulls it.
+func (s *Store) Get(ctx context.Context, ref string, po PullOptions) (*Image, error) {
+	spec, err := parseRef(ref, s.insecure)
+	if err != nil {
+		return nil, err
+	}
+	want, _ := po.platform()
+	if img, err := s.Lookup(spec.normalized, want); err == nil {
+		return img, nil
+	} else if !errors.Is(err, ErrNotFound) {
+		s.log.Debug("stored image is incomplete; pulling", "ref", spec.normalized, "reason", err)
+	}
+	return s.Pull(ctx, ref, po)
+}
+
+// Lookup returns the stored image recorded under the normalized ref and
+// platform, if it is complete; ErrNotFound if none is recorded.
+func (s *Store) Lookup(normalizedRef string, platform v1.Platform) (*Image, error) {
+	im, err := s.readIndex()
+	if err != nil {
+		return nil, err
+	}
+	d, ok := findEntry(im, normalizedRef, platformKey(platform))
+	if !ok {
+		return nil, errorf(ErrNotFound, "%s (%s) is not in the cache", normalizedRef, platformKey(platform))
+	}
+	return s.loadImage(normalizedRef, d.Digest)
+}
+
+// Pull resolves ref afresh (a registry tag may have moved), fetches the
+// blobs the store lacks and indexes every layer that has no valid index,
+// then records the image in index.json.
+func (s *Store) Pull(ctx context.Context, ref string, po PullOptions) (*Image, error) {
+	spec, err := parseRef(ref, s.insecure)
+	if err != nil {
+		return nil, err
+	}
+	want, explicit := po.platform()
+	sl, err := s.lockShared(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer sl.Unlock()
+	s.cleanStaleTemps()
+	r, err := s.resolve(ctx, spec, want, explicit)
+	if err != nil {
+		return nil, err
+	}
+	defer r.src.close()
+	stats, err := s.fetchImage(ctx, r, po)
+	if err != nil {
+		return nil, fmt.Errorf("pulling %s: %w", spec, err)
+	}
+	if err := s.record(ctx, r, want); err != nil {
+		return nil, err
+	}
+	img, err := s.loadImage(r.ref, r.desc.Digest)
+	if err != nil {
+		return nil, fmt.Errorf("pulling %s: %w", spec, err)
+	}
+	img.Stats = stats
+	return img, nil
+}
+
+// fetchImage stores the config, every layer (in parallel) and last the
+// manifest.
+func (s *Store) fetchImage(ctx context.Context, r *resolved, po PullOptions) (PullStats, error) {
+	if err := s.writeBlob(bytes.NewReader(r.rawConfig), r.manifest.Config.Digest, int64(len(r.rawConfig))); err != nil {
+		return PullStats{}, err
+	}
+	var stats PullStats
+	var mu sync.Mutex // guards stats
+	jobs := po.Jobs
+	if jobs <= 0 {
+		jobs = 4
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(jobs)
+	layers := uniqueLayers(r, po.Progress)
+	for _, lp := range layers {
+		lp.report(StateWaiting)
+	}
+	for _, lp := range layers {
+		g.Go(func() error {
+			out, err := s.ensureLayer(gctx, r, lp)
+			if err != nil || out == nil {
+				return err
+			}
+			mu.Lock()
+			stats.LayersIndexed++
+			if out.fetched > 0 {
+				stats.LayersFetched++
+				stats.BytesFetched += out.fetched
+			}
+			mu.Unlock()
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return PullStats{}, err
+	}
+	return stats, s.writeBlob(bytes.NewReader(r.rawManifest), r.desc.Digest, int64(len(r.rawManifest)))
+}
+
+// uniqueLayers groups the manifest's layers by blob, so that a blob listed
+// twice is processed once.
+func uniqueLayers(r *resolved, fn func(Progress)) []*layerProgress {
+	byDigest := map[v1.Hash]*layerProgress{}
+	var out []*layerProgress
+	for i, d := range r.manifest.Layers {
+		lp, ok := byDigest[d.Digest]
+		if !ok {
+			lp = &layerProgress{fn: fn, layers: len(r.manifest.Layers), digest: d.Digest, size: d.Size}
+			byDigest[d.Digest] = lp
+			out = append(out, lp)
+		}
+		lp.positions = append(lp.positions, i)
+	}
+	return out
+}
+
+// ensureLayer makes one layer complete under its blob lock. It returns nil
+// when the layer already was.
+func (s *Store) ensureLayer(ctx context.Context, r *resolved, lp *layerProgress) (*layerOutcome, error) {
+	i := lp.positions[0]
+	desc, diffID := r.manifest.Layers[i], r.config.RootFS.DiffIDs[i]
+	l, err := lockFile(ctx, s.layerLockPath(desc.Digest), lockExclusive)
+	if err != nil {
+		return nil, err
+	}
+	defer l.Unlock()
+	if s.layerComplete(desc.Digest, diffID) == nil {
+		lp.report(StateCached)
+		return nil, nil
+	}
+	if exists(s.blobPath(desc.Digest)) {
+		lp.report(StateIndexing)
+		out, err := s.runLayerPass(ctx, s.localJob(desc.Digest, diffID, desc.Size, lp.add(StateIndexing)))
+		if err == nil {
+			lp.report(StateDone)
+			return out, nil
+		}
+		if !errors.Is(err, ErrDigestMismatch) {
+			return nil, err
+		}
+		s.log.Warn("stored blob is corrupt; fetching it again", "layer", desc.Digest, "err", err)
+		if err := os.Remove(s.blobPath(desc.Digest)); err != nil {
+			return nil, err
+		}
+		lp.reset()
+	}
+	lp.report(StateFetching)
+	out, err := s.runLayerPass(ctx, &layerJob{
+		digest: desc.Digest, diffID: diffID, size: desc.Size, writeBlob: true,
+		progress: lp.add(StateFetching),
+		open: func(ctx context.Context) (io.ReadCloser, error) {
+			return r.src.blob(ctx, desc)
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	lp.report(StateDone)
+	return out, nil
+}
+
+// layerComplete checks that the blob, a valid index (header, size and
+// checksum) and the uncompressed content of the right size are present.
+func (s *Store) layerComplete(digest, diffID v1.Hash) error {
+	if !exists(s.blobPath(digest)) {
+		return errorf(ErrNotFound, "blob %s is missing", digest)
+	}
+	b, err := os.ReadFile(s.indexPath(diffID))
+	if err != nil {
+		return err
+	}
+	if _, _, err := decodeIndex(b, diffID); err != nil {
+		return err
+	}
+	h, err := parseIndexHeader(b, diffID, int64(len(b)))
+	if err != nil {
+		return err
+	}
+	return s.checkContent(digest, diffID, h.TarSize)
+}
+
+// contentPath is the file that serves a layer's uncompressed bytes: the
+// blob itself when it is uncompressed (digest == diffID), else the
+// unpacked copy.
+func (s *Store) contentPath(digest, diffID v1.Hash) string {
+	if digest == diffID {
+		return s.blobPath(digest)
+	}
+	return s.unpackedPath(diffID)
+}
+
+func (s *Store) checkContent(digest, diffID v1.Hash, tarSize int64) error {
+	fi, err := os.Stat(s.contentPath(digest, diffID))
+	if err != nil {
+		return fmt.Errorf("content of layer %s: %w", digest, err)
+	}
+	if fi.Size() != tarSize {
+		return fmt.Errorf("content of layer %s has %d bytes, its index says %d", digest, fi.Size(), tarSize)
+	}
+	return nil
+}
+
+// record adds the image to index.json under its ref and platform.
+func (s *Store) record(ctx context.Context, r *resolved, want v1.Platform) error {
+	plat := r.platform
+	desc := v1.Descriptor{
+		MediaType: r.desc.MediaType,
+		Size:      int64(len(r.rawManifest)),
+		Digest:    r.desc.Digest,
+		Platform:  &plat,
+		Annotations: map[string]string{
+			AnnotationRefName:  r.ref,
+			AnnotationPlatform: platformKey(want),
+		},
+	}
+	return s.updateIndex(ctx, func(im *v1.IndexManifest) error {
+		putEntry(im, desc)
+		return nil
+	})
+}
