@@ -51,6 +51,7 @@ type merger struct {
 	// observe, when set, is called after each layer (for History).
 	observe func(layer int, l *Layer)
 	stack   []*inode // resolve's scratch space
+	raw     bool     // markers are plain files (Raw)
 }
 
 func newMerger() *merger {
@@ -87,6 +88,7 @@ func Raw(l *Layer, index int) (*Tree, error) {
 // layers only, so they are applied first, wherever they sit in the tar;
 // then the layer's own entries are applied in tar order.
 func (m *merger) apply(layer int, l *Layer, raw bool) error {
+	m.raw = raw
 	names := make([]string, len(l.Entries))
 	kinds := make([]markerKind, len(l.Entries))
 	for i := range l.Entries {
@@ -294,6 +296,8 @@ func (m *merger) resolve(layer int, p string, followLast, create bool) (*inode, 
 		switch {
 		case next == nil && !create:
 			return nil, nil
+		case next == nil && strings.HasPrefix(c, whiteoutPrefix) && !m.raw:
+			return nil, errMarkerDir
 		case next == nil:
 			next = &inode{layer: layer, kids: map[string]*inode{}}
 			cur.kids[c] = next

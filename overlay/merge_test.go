@@ -389,6 +389,7 @@ func TestMergeErrors(t *testing.T) {
 		{"parent symlink to a file", stack{tarOf(file("f", "f"), symlink("a", "f"), file("a/b", "x"))}, errNotDir, "a/b", 0},
 		{"symlink loop in a parent", stack{tarOf(symlink("a", "b"), symlink("b", "a"), file("a/x", "x"))}, errLoop, "a/x", 0},
 		{"symlink loop in a whiteout", stack{tarOf(symlink("a", "a")), tarOf(whiteout("a/x"))}, errLoop, "a/.wh.x", 1},
+		{"symlink makes a marker directory", stack{tarOf(symlink("a", ".wh.b"), file("a/x", "x"))}, errMarkerDir, "a/x", 0},
 		{"unknown type", stack{{layer: &Layer{Entries: []Entry{{Name: "x", Type: 99}}}}}, errBadType, "x", 0},
 	}
 	for _, tc := range tests {
