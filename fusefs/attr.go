@@ -94,11 +94,11 @@ func fillAttr(n *overlay.Node, a *fuse.Attr) {
 	}
 }
 
-func fillEntry(n *overlay.Node, out *fuse.EntryOut) {
+func (f *rawFS) fillEntry(n *overlay.Node, out *fuse.EntryOut) {
 	out.NodeId = n.Ino()
 	out.Generation = 0
-	out.EntryValid, out.EntryValidNsec = forever, 0
-	out.AttrValid, out.AttrValidNsec = forever, 0
+	out.EntryValid, out.EntryValidNsec = f.tune.ttl, 0
+	out.AttrValid, out.AttrValidNsec = f.tune.ttl, 0
 	fillAttr(n, &out.Attr)
 }
 
@@ -115,10 +115,10 @@ func (f *rawFS) Lookup(cancel <-chan struct{}, h *fuse.InHeader, name string, ou
 	if n == nil {
 		// A negative entry with a timeout: the kernel remembers that the
 		// name does not exist and does not ask again.
-		*out = fuse.EntryOut{EntryValid: forever}
+		*out = fuse.EntryOut{EntryValid: f.tune.ttl}
 		return fuse.OK
 	}
-	fillEntry(n, out)
+	f.fillEntry(n, out)
 	return fuse.OK
 }
 
@@ -128,7 +128,7 @@ func (f *rawFS) GetAttr(cancel <-chan struct{}, in *fuse.GetAttrIn, out *fuse.At
 	if n == nil {
 		return fuse.ENOENT
 	}
-	out.AttrValid, out.AttrValidNsec = forever, 0
+	out.AttrValid, out.AttrValidNsec = f.tune.ttl, 0
 	fillAttr(n, &out.Attr)
 	return fuse.OK
 }

@@ -27,7 +27,9 @@ func (f *rawFS) OpenDir(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenO
 		// listings (FOPEN_KEEP_CACHE|FOPEN_CACHE_DIR is its no-open default).
 		return fuse.ENOSYS
 	}
-	out.OpenFlags = fuse.FOPEN_KEEP_CACHE | fuse.FOPEN_CACHE_DIR
+	if f.tune.noOpen {
+		out.OpenFlags = fuse.FOPEN_KEEP_CACHE | fuse.FOPEN_CACHE_DIR
+	}
 	return fuse.OK
 }
 
@@ -80,7 +82,7 @@ func (f *rawFS) readDir(in *fuse.ReadIn, out *fuse.DirEntryList, plus bool) fuse
 			break
 		}
 		if n != nil { // "." and ".." carry no entry: the kernel skips them
-			fillEntry(n, eo)
+			f.fillEntry(n, eo)
 		}
 	}
 	return fuse.OK

@@ -6,6 +6,7 @@ import (
 	"syscall"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
 
 	"github.com/ocifs/ocifs/overlay"
 )
@@ -25,7 +26,9 @@ func (f *rawFS) Open(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut)
 		// FOPEN_KEEP_CACHE is its no-open default.
 		return fuse.ENOSYS
 	}
-	out.OpenFlags = fuse.FOPEN_KEEP_CACHE
+	if f.tune.noOpen {
+		out.OpenFlags = fuse.FOPEN_KEEP_CACHE // a kernel without no-open support
+	}
 	return fuse.OK
 }
 
@@ -33,6 +36,9 @@ func (f *rawFS) Release(cancel <-chan struct{}, in *fuse.ReleaseIn) { f.stats.ad
 
 func (f *rawFS) Flush(cancel <-chan struct{}, in *fuse.FlushIn) fuse.Status {
 	f.stats.add(opFlush)
+	if !f.tune.enosys {
+		return fuse.OK
+	}
 	return fuse.ENOSYS // nothing to flush; the kernel stops sending FLUSH
 }
 
@@ -41,7 +47,24 @@ func (f *rawFS) Flush(cancel <-chan struct{}, in *fuse.FlushIn) fuse.Status {
 // own, so sparse files still come out sparse.
 func (f *rawFS) Lseek(cancel <-chan struct{}, in *fuse.LseekIn, out *fuse.LseekOut) fuse.Status {
 	f.stats.add(opLseek)
-	return fuse.ENOSYS
+	if f.tune.enosys {
+		return fuse.ENOSYS
+	}
+	n := f.node(in.NodeId)
+	if n == nil {
+		return fuse.ENOENT
+	}
+	switch off := int64(in.Offset); {
+	case in.Whence != unix.SEEK_DATA && in.Whence != unix.SEEK_HOLE:
+		return fuse.EINVAL
+	case off >= n.Size():
+		return fuse.Status(unix.ENXIO)
+	case in.Whence == unix.SEEK_DATA:
+		out.Offset = uint64(off)
+	default:
+		out.Offset = uint64(n.Size())
+	}
+	return fuse.OK
 }
 
 func (f *rawFS) Read(cancel <-chan struct{}, in *fuse.ReadIn, buf []byte) (fuse.ReadResult, fuse.Status) {

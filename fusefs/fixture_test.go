@@ -129,13 +129,18 @@ func (m *memImage) merge(t testing.TB) *overlay.Tree {
 // mountTree mounts tree on a fresh directory for the test's duration.
 func mountTree(t testing.TB, tree *overlay.Tree, content overlay.LayerReader, opts Options) (*Server, string) {
 	t.Helper()
+	return mountTuned(t, tree, content, opts, fastTuning)
+}
+
+func mountTuned(t testing.TB, tree *overlay.Tree, content overlay.LayerReader, opts Options, tune tuning) (*Server, string) {
+	t.Helper()
 	testenv.RequireRoot(t)
 	testenv.RequireFUSE(t)
 	dir := filepath.Join(t.TempDir(), "mnt")
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	srv, err := Mount(dir, tree, content, opts)
+	srv, err := mount(dir, tree, content, opts, tune)
 	if err != nil {
 		t.Fatalf("Mount: %v", err)
 	}

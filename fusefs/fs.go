@@ -58,14 +58,33 @@ type rawFS struct {
 
 	// statfs is computed once.
 	statfs fuse.StatfsOut
+
+	tune tuning
 }
 
-func newRawFS(tree *overlay.Tree, content overlay.LayerReader, log *slog.Logger) *rawFS {
+// tuning holds the choices that decide how many requests the kernel
+// sends. Mount always uses fastTuning; tests and benchmarks also measure
+// naiveTuning, a plain server, to show what each choice saves.
+type tuning struct {
+	ttl          uint64 // entry, attribute, negative-entry timeout (s)
+	noOpen       bool   // ENOSYS for OPEN/OPENDIR where the kernel allows
+	readdirPlus  bool
+	symlinkCache bool
+	enosys       bool // ENOSYS for FLUSH, LSEEK, and xattrs when there are none
+}
+
+var (
+	fastTuning  = tuning{ttl: forever, noOpen: true, readdirPlus: true, symlinkCache: true, enosys: true}
+	naiveTuning = tuning{ttl: 1}
+)
+
+func newRawFS(tree *overlay.Tree, content overlay.LayerReader, log *slog.Logger, tune tuning) *rawFS {
 	f := &rawFS{
 		RawFileSystem: fuse.NewDefaultRawFileSystem(),
 		tree:          tree,
 		content:       content,
 		log:           log,
+		tune:          tune,
 	}
 	f.xattrs = scanXattrs(tree, log)
 	f.statfs = statfsOf(tree)
@@ -78,8 +97,8 @@ func (f *rawFS) String() string { return "ocifs" }
 // INIT and before any other request is read.
 func (f *rawFS) Init(s *fuse.Server) {
 	flags := s.KernelSettings().Flags64()
-	f.noOpen = flags&fuse.CAP_NO_OPEN_SUPPORT != 0
-	f.noOpenDir = flags&fuse.CAP_NO_OPENDIR_SUPPORT != 0
+	f.noOpen = f.tune.noOpen && flags&fuse.CAP_NO_OPEN_SUPPORT != 0
+	f.noOpenDir = f.tune.noOpen && flags&fuse.CAP_NO_OPENDIR_SUPPORT != 0
 }
 
 // node returns the tree node for a kernel node id, or nil.

@@ -51,6 +51,10 @@ type Server struct {
 // MountpointError). As root the mount is made directly; otherwise through
 // fusermount3.
 func Mount(dir string, tree *overlay.Tree, content overlay.LayerReader, opts Options) (*Server, error) {
+	return mount(dir, tree, content, opts, fastTuning)
+}
+
+func mount(dir string, tree *overlay.Tree, content overlay.LayerReader, opts Options, tune tuning) (*Server, error) {
 	if tree == nil {
 		return nil, errors.New("mounting: no tree")
 	}
@@ -69,7 +73,7 @@ func Mount(dir string, tree *overlay.Tree, content overlay.LayerReader, opts Opt
 	if logger == nil {
 		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	fsys := newRawFS(tree, content, logger)
+	fsys := newRawFS(tree, content, logger, tune)
 	fsys.fds = layerFDs(content, tree)
 	srv, err := fuse.NewServer(fsys, abs, mountOptions(opts, fsys, direct, logger))
 	if err != nil {
@@ -95,9 +99,10 @@ func mountOptions(opts Options, fsys *rawFS, direct bool, logger *slog.Logger) *
 		Name:                 orDefault(opts.Subtype, "ocifs"),
 		Options:              []string{"ro"},
 		AllowOther:           opts.AllowOther,
-		EnableSymlinkCaching: true,
+		EnableSymlinkCaching: fsys.tune.symlinkCache,
+		DisableReadDirPlus:   !fsys.tune.readdirPlus,
 		ExtraCapabilities:    fuse.CAP_NO_OPENDIR_SUPPORT,
-		DisableXAttrs:        !fsys.xattrs,
+		DisableXAttrs:        !fsys.xattrs && fsys.tune.enosys,
 		DisableSplice:        fsys.fds == nil,
 		DirectMount:          direct,
 		DirectMountFlags:     syscall.MS_RDONLY | syscall.MS_NOSUID | syscall.MS_NODEV,

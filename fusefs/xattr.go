@@ -128,7 +128,7 @@ func firstPaths(t *overlay.Tree) map[uint64]string {
 
 func (f *rawFS) ListXAttr(cancel <-chan struct{}, h *fuse.InHeader, dest []byte) (uint32, fuse.Status) {
 	f.stats.add(opListXAttr)
-	if !f.xattrs {
+	if !f.xattrs && f.tune.enosys {
 		return 0, fuse.ENOSYS // no attributes anywhere: the kernel stops asking
 	}
 	n := f.node(h.NodeId)
@@ -156,7 +156,7 @@ func (f *rawFS) ListXAttr(cancel <-chan struct{}, h *fuse.InHeader, dest []byte)
 
 func (f *rawFS) GetXAttr(cancel <-chan struct{}, h *fuse.InHeader, name string, dest []byte) (uint32, fuse.Status) {
 	f.stats.add(opGetXAttr)
-	if !f.xattrs {
+	if !f.xattrs && f.tune.enosys {
 		return 0, fuse.ENOSYS
 	}
 	n := f.node(h.NodeId)
