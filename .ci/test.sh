@@ -28,8 +28,10 @@ install_prerequisites() {
 		command -v "$tool" >/dev/null 2>&1 || missing+=("${pkgs[$tool]}")
 	done
 	# e2fsprogs must be new enough for mkfs.ext4 -d
-	if command -v mkfs.ext4 >/dev/null 2>&1 && ! mkfs.ext4 2>&1 | grep -q -- '-d '; then
-		missing+=(e2fsprogs)
+	if command -v mkfs.ext4 >/dev/null 2>&1; then
+		local usage
+		usage=$(mkfs.ext4 2>&1 || true)
+		[[ "$usage" == *"-d "* ]] || missing+=(e2fsprogs)
 	fi
 	if [ ${#missing[@]} -eq 0 ]; then
 		return
@@ -53,13 +55,15 @@ ensure_fuse_device() {
 }
 
 # registry_up PORT: true once the registry answers GET /v2/ with 200.
+# (A subshell, so that a refused connection's message and the redirections
+# stay out of this shell.)
 registry_up() {
-	local status
-	exec 3<>"/dev/tcp/127.0.0.1/$1" 2>/dev/null || return 1
-	printf 'GET /v2/ HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3
-	read -r -t 2 _ status _ <&3 || status=""
-	exec 3<&- 3>&-
-	[ "$status" = 200 ]
+	(
+		exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+		printf 'GET /v2/ HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3
+		read -r -t 2 _ status _ <&3 || exit 1
+		[ "$status" = 200 ]
+	) 2>/dev/null
 }
 
 start_registry() {
