@@ -35,6 +35,11 @@ func TestMain(m *testing.M) {
 		}
 		workDir = d
 		defer os.RemoveAll(d)
+		// The binary is also run as other users (runOcifsAs).
+		if err := os.Chmod(d, 0o755); err != nil {
+			fmt.Fprintf(os.Stderr, "opening work dir: %v\n", err)
+			return 1
+		}
 		return m.Run()
 	}()
 	os.Exit(code)

@@ -55,3 +55,14 @@ func TestStrict(t *testing.T) {
 		t.Fatal("Strict() = true with OCIFS_TEST_STRICT=0")
 	}
 }
+
+func TestRequireUnprivilegedFUSE(t *testing.T) {
+	RequireUnprivilegedFUSE(t)
+	st, err := os.Stat(FUSEDevice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm()&0o006 != 0o006 {
+		t.Fatalf("%s is %v after RequireUnprivilegedFUSE", FUSEDevice, st.Mode().Perm())
+	}
+}
