@@ -8,6 +8,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export PATH="$PATH:/usr/local/go/bin:/usr/sbin:/sbin"
+# go needs a home for its caches; CI may start with a bare environment.
+if [ -z "${HOME:-}" ]; then
+	HOME=$(getent passwd "$(id -u)" | cut -d: -f6)
+	export HOME
+fi
 
 # tool on PATH -> Debian package providing it
 declare -A pkgs=(
