@@ -89,7 +89,7 @@ func classifyRemote(err error) error {
 		return &kindError{kind: ErrBadReference, err: err}
 	}
 	if isUnreachable(err) {
-		return &kindError{kind: ErrUnreachable, err: err}
+		return &kindError{kind: ErrUnreachable, msg: ErrUnreachable.Error() + ": " + rootCause(err)}
 	}
 	return err
 }
@@ -153,4 +153,19 @@ func isUnreachable(err error) bool {
 	}
 	// net/http reports an HTTPS request to a plain-HTTP server this way.
 	return strings.Contains(err.Error(), "server gave HTTP response to HTTPS client")
+}
+
+// rootCause is the innermost useful text of a network error: "connect:
+// connection refused" rather than two full URLs (ggcr tries https, then
+// http).
+func rootCause(err error) string {
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		return dnsErr.Error()
+	}
+	var opErr *net.OpError
+	if errors.As(err, &opErr) && opErr.Err != nil {
+		return opErr.Err.Error()
+	}
+	return err.Error()
 }

@@ -1,7 +1,6 @@
 package cache
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 
@@ -13,24 +12,9 @@ import (
 // each layer's blob, index header and content file size. Deep checks of
 // layer bytes are Verify's job.
 func (s *Store) loadImage(ref string, digest v1.Hash) (*Image, error) {
-	raw, err := s.readBlob(digest)
+	m, cf, err := s.readManifestAndConfig(digest)
 	if err != nil {
 		return nil, err
-	}
-	m, err := v1.ParseManifest(bytes.NewReader(raw))
-	if err != nil {
-		return nil, errorf(ErrInvalidImage, "parsing stored manifest %s: %v", digest, err)
-	}
-	rawCfg, err := s.readBlob(m.Config.Digest)
-	if err != nil {
-		return nil, err
-	}
-	cf, err := v1.ParseConfigFile(bytes.NewReader(rawCfg))
-	if err != nil {
-		return nil, errorf(ErrInvalidImage, "parsing stored config %s: %v", m.Config.Digest, err)
-	}
-	if len(cf.RootFS.DiffIDs) != len(m.Layers) {
-		return nil, errorf(ErrInvalidImage, "stored manifest %s: %d layers, %d diffIDs", digest, len(m.Layers), len(cf.RootFS.DiffIDs))
 	}
 	img := &Image{Ref: ref, Digest: digest, Manifest: m, Config: cf, Platform: configPlatform(cf), store: s}
 	for i, d := range m.Layers {

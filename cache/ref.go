@@ -59,7 +59,7 @@ func parseRef(ref string, insecure bool) (*refSpec, error) {
 	}
 	r, err := name.ParseReference(ref, opts...)
 	if err != nil {
-		return nil, errorf(ErrBadReference, "parsing image reference %q: %s", ref, strings.TrimPrefix(err.Error(), "could not parse reference: "))
+		return nil, errorf(ErrBadReference, "parsing image reference %q: %s (want [HOST/]REPO[:TAG|@sha256:DIGEST], oci:DIR[:NAME] or docker-archive:FILE[:NAME])", ref, badRefReason(err))
 	}
 	return &refSpec{kind: kindRegistry, reg: r, normalized: r.Name()}, nil
 }
@@ -86,3 +86,13 @@ func parsePathRef(kind refKind, prefix, ref string) (*refSpec, error) {
 func (r *refSpec) String() string { return r.normalized }
 
 var _ fmt.Stringer = (*refSpec)(nil)
+
+// badRefReason keeps go-containerregistry's explanation when it has one
+// beyond echoing the input.
+func badRefReason(err error) string {
+	msg := err.Error()
+	if strings.HasPrefix(msg, "could not parse reference") {
+		return "not a valid reference"
+	}
+	return msg
+}

@@ -47,7 +47,7 @@ type archiveManifest struct {
 func openArchiveSource(spec *refSpec) (src *archiveSource, err error) {
 	f, err := os.Open(spec.path)
 	if err != nil {
-		return nil, errorf(ErrNotFound, "opening docker archive %s: %v", spec.path, unwrapPathError(err))
+		return nil, errorf(ErrNotFound, "opening the archive: %v", unwrapPathError(err))
 	}
 	a := &archiveSource{f: f, layers: map[v1.Hash]member{}}
 	defer func() {

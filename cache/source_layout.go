@@ -22,7 +22,7 @@ type layoutSource struct {
 
 func openLayoutSource(spec *refSpec) (*layoutSource, error) {
 	if _, err := os.Stat(spec.path); err != nil {
-		return nil, errorf(ErrNotFound, "no OCI layout at %s: %v", spec.path, unwrapPathError(err))
+		return nil, errorf(ErrNotFound, "no OCI layout there: %v", unwrapPathError(err))
 	}
 	p, err := layout.FromPath(spec.path)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"io"
 	"net/http"
+	"slices"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -33,7 +34,9 @@ func (s *Store) newRegistrySource(ctx context.Context, spec *refSpec) (*registry
 	if err != nil {
 		return nil, err
 	}
-	return &registrySource{ref: spec.reg, opts: append(opts, remote.Reuse(p))}, nil
+	// Clipped, so that appending per-call options never shares a backing
+	// array between concurrent calls.
+	return &registrySource{ref: spec.reg, opts: slices.Clip(append(opts, remote.Reuse(p)))}, nil
 }
 
 func (r *registrySource) root(ctx context.Context) (v1.Descriptor, []byte, error) {
