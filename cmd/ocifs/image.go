@@ -1,0 +1,68 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/ocifs/ocifs/cache"
+	"github.com/ocifs/ocifs/overlay"
+	"github.com/urfave/cli/v2"
+)
+
+// openStore opens the cache named by the global flags.
+func openStore(g *globals) (*cache.Store, error) {
+	return cache.Open(g.CacheDir, cache.Options{Logger: g.Log, Insecure: g.Insecure})
+}
+
+// pullOptions turns the global flags into cache.PullOptions.
+func pullOptions(g *globals, progress func(cache.Progress)) (cache.PullOptions, error) {
+	po := cache.PullOptions{Progress: progress}
+	if g.Platform != "" {
+		p, err := cache.ParsePlatform(g.Platform)
+		if err != nil {
+			return po, usageError(err)
+		}
+		po.Platform = p
+	}
+	return po, nil
+}
+
+// imageArg returns the command's first argument, the image reference.
+func imageArg(c *cli.Context, want int) (string, error) {
+	if c.NArg() != want {
+		return "", usagef("%s takes %d argument(s), got %d", c.Command.Name, want, c.NArg())
+	}
+	return c.Args().First(), nil
+}
+
+// mergeImage loads the image's layer indexes and merges the first n
+// layers (all when n <= 0). A layer Merge rejects is named by its digest.
+func mergeImage(ctx context.Context, img *cache.Image, n int) (*overlay.Tree, []*overlay.Layer, error) {
+	if n > len(img.Layers) {
+		return nil, nil, usagef("--layers %d: the image has %d layers", n, len(img.Layers))
+	}
+	layers, err := img.Indexes(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	if n > 0 {
+		layers = layers[:n]
+	}
+	tree, err := overlay.Merge(layers)
+	if err != nil {
+		return nil, nil, layerError(img, err)
+	}
+	return tree, layers, nil
+}
+
+// layerError names the layer of an overlay.EntryError by its digest and
+// marks it an image problem.
+func layerError(img *cache.Image, err error) error {
+	var ee *overlay.EntryError
+	if errors.As(err, &ee) && ee.Layer >= 0 && ee.Layer < len(img.Layers) {
+		return fmt.Errorf("%w: merging layer %d (%s): entry %q: %w",
+			cache.ErrInvalidImage, ee.Layer, img.Layers[ee.Layer].Digest, ee.Name, ee.Err)
+	}
+	return fmt.Errorf("%w: merging layers: %w", cache.ErrInvalidImage, err)
+}
