@@ -58,9 +58,9 @@ func rulesLayers() [][]byte {
 			ti.Dir("opt/tool", ti.Mode(0o750), ti.Owner(2, 2)),
 			ti.Opaque("opt/tool"),
 			ti.File("opt/tool/c", "c"),
-			ti.Hardlink("bin/cat", "bin/busybox"), // target in a lower layer
+			ti.Hardlink("bin/cat", "bin/busybox"),                  // target in a lower layer
 			ti.Hardlink("usr/lib/libc.so.link", "usr/lib/libc.so"), // a hardlink to a symlink
-			ti.File("lib/libm.so.6", "libm\n"), // through the symlink lib -> usr/lib
+			ti.File("lib/libm.so.6", "libm\n"),                     // through the symlink lib -> usr/lib
 			ti.Dir("data"), ti.File("data/inside", "now a directory"),
 			ti.Symlink("conf.d", "/etc"), // a directory replaced by a symlink
 			ti.File("new/deep/path/file", "parents made on the way"),
@@ -68,7 +68,7 @@ func rulesLayers() [][]byte {
 		ti.Layer(
 			ti.Dir("etc", ti.Mode(0o755), ti.Owner(0, 0)),
 			ti.File("etc/hostname", "ocifs\n"),
-			ti.Whiteout("bin/busybox"), // ls and cat keep the content
+			ti.Whiteout("bin/busybox"),              // ls and cat keep the content
 			ti.Dir("var/cache/apt", ti.Mode(0o700)), // recreated empty
 			ti.File("bin/su", "su v2\n", ti.Mode(0o4755)),
 		),
