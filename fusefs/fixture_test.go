@@ -2,9 +2,11 @@ package fusefs
 
 import (
 	"bytes"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
+	"sync"
 	"testing"
 	"time"
 
@@ -159,3 +161,21 @@ func mountImage(t testing.TB, m *memImage) (*Server, string) {
 }
 
 var epoch = time.Unix(1700000000, 0)
+
+func newTestLogger(w *bytes.Buffer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(&lockedWriter{w: w}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// lockedWriter serializes writes from the server's goroutines.
+type lockedWriter struct {
+	mu sync.Mutex // guards w
+	w  *bytes.Buffer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

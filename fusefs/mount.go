@@ -3,10 +3,8 @@ package fusefs
 import (
 	"errors"
 	"fmt"
-	"io"
 	"log"
 	"log/slog"
-	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
@@ -58,12 +56,12 @@ func mount(dir string, tree *overlay.Tree, content overlay.LayerReader, opts Opt
 	if tree == nil {
 		return nil, errors.New("mounting: no tree")
 	}
-	abs, err := filepath.Abs(dir)
+	if err := CheckMountpoint(dir); err != nil {
+		return nil, err
+	}
+	abs, err := resolve(dir)
 	if err != nil {
 		return nil, fmt.Errorf("mounting %s: %w", dir, err)
-	}
-	if err := CheckMountpoint(abs); err != nil {
-		return nil, err
 	}
 	direct, err := checkPrerequisites()
 	if err != nil {
@@ -71,7 +69,7 @@ func mount(dir string, tree *overlay.Tree, content overlay.LayerReader, opts Opt
 	}
 	logger := opts.Logger
 	if logger == nil {
-		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		logger = slog.New(slog.DiscardHandler)
 	}
 	fsys := newRawFS(tree, content, logger, tune)
 	fsys.fds = layerFDs(content, tree)

@@ -65,13 +65,16 @@ func CheckMountpoint(dir string) error {
 	return nil
 }
 
-// resolve makes dir absolute and resolves symlinks in its parent, not in
-// dir itself: stat on a dead FUSE mount fails, and the kernel lists mount
-// points by their resolved paths.
+// resolve makes dir absolute and resolves symlinks, as mount(2) does and
+// as the kernel lists mount points. When dir itself cannot be stat'ed (a
+// dead FUSE mount answers ENOTCONN) only its parent is resolved.
 func resolve(dir string) (string, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return "", err
+	}
+	if p, err := filepath.EvalSymlinks(abs); err == nil {
+		return p, nil
 	}
 	parent, err := filepath.EvalSymlinks(filepath.Dir(abs))
 	if err != nil {
