@@ -27,6 +27,8 @@ demo: build
 	$(OCIFS) pull oci:$(DEMO):demo
 	$(OCIFS) inspect oci:$(DEMO):demo
 	$(OCIFS) inspect oci:$(DEMO):demo /usr/bin/ping
+	$(OCIFS) inspect oci:$(DEMO):demo /usr/bin/ls
+	$(OCIFS) inspect oci:$(DEMO):demo /var/cache/apt/pkgcache.bin
 	$(OCIFS) cache ls
 	# --- main job: enable when `ocifs build` lands ---------------------------
 	# rm -f $(BUILD)/demo.ext4
