@@ -41,12 +41,46 @@ func (s *Store) Get(ctx context.Context, ref string, po PullOptions) (*Image, er
 		return nil, err
 	}
 	want, _ := po.platform()
-	if img, err := s.Lookup(spec.normalized, want); err == nil {
+	img, err := s.Lookup(spec.normalized, want)
+	if err == nil {
 		return img, nil
-	} else if !errors.Is(err, ErrNotFound) {
-		s.log.Debug("stored image is incomplete; pulling", "ref", spec.normalized, "reason", err)
+	}
+	if !errors.Is(err, ErrNotFound) {
+		s.log.Debug("stored image is incomplete; repairing it locally", "ref", spec.normalized, "reason", err)
+		img, err := s.repairLocal(ctx, spec.normalized, want)
+		if err == nil {
+			return img, nil
+		}
+		s.log.Debug("local repair failed; pulling", "ref", spec.normalized, "reason", err)
 	}
 	return s.Pull(ctx, ref, po)
+}
+
+// repairLocal rebuilds the missing or bad indexes and unpacked copies of a
+// stored image whose blobs are all present, without network.
+func (s *Store) repairLocal(ctx context.Context, normalizedRef string, platform v1.Platform) (*Image, error) {
+	im, err := s.readIndex()
+	if err != nil {
+		return nil, err
+	}
+	d, ok := findEntry(im, normalizedRef, platformKey(platform))
+	if !ok {
+		return nil, errorf(ErrNotFound, "%s is not in the cache", normalizedRef)
+	}
+	m, cf, err := s.readManifestAndConfig(d.Digest)
+	if err != nil {
+		return nil, err
+	}
+	for i, l := range m.Layers {
+		diffID := cf.RootFS.DiffIDs[i]
+		if s.layerComplete(l.Digest, diffID) == nil {
+			continue
+		}
+		if err := s.rebuildIndex(ctx, l.Digest, diffID, l.Size); err != nil {
+			return nil, err
+		}
+	}
+	return s.loadImage(normalizedRef, d.Digest)
 }
 
 // Lookup returns the stored image recorded under the normalized ref and
