@@ -22,12 +22,13 @@ type ImageInfo struct {
 // disk (0 when absent). UnpackedSize is 0 for an uncompressed blob, which
 // is served as it is.
 type LayerInfo struct {
-	Digest, DiffID v1.Hash
-	MediaType      types.MediaType
-	Size           int64 // blob
-	UnpackedSize   int64 // ocifs/unpacked copy
-	IndexSize      int64 // ocifs/index file
-	Entries        int
+	Digest       v1.Hash         `json:"digest"`
+	DiffID       v1.Hash         `json:"diffID"`
+	MediaType    types.MediaType `json:"mediaType"`
+	Size         int64           `json:"size"`     // blob
+	UnpackedSize int64           `json:"unpacked"` // ocifs/unpacked copy
+	IndexSize    int64           `json:"index"`    // ocifs/index file
+	Entries      int             `json:"entries"`
 }
 
 // List describes the stored images in index.json order (by ref, then

@@ -40,7 +40,7 @@ func TestVerifyFindsCorruption(t *testing.T) {
 	must(t, err)
 	got := map[string]string{}
 	for _, p := range rep.Problems {
-		got[p.Kind] = p.Digest.String()
+		got[p.Kind] = p.Digest
 	}
 	want := map[string]string{
 		ProblemBlob:     layers[0].digest().String(),

@@ -24,9 +24,9 @@ type PruneOptions struct {
 
 // PruneReport lists what Prune removed (or would remove).
 type PruneReport struct {
-	Untagged []string // "REF (platform)" of forgotten index.json entries
-	Removed  []string // paths relative to the store, sorted
-	Bytes    int64
+	Untagged []string `json:"untagged"` // "REF (platform)" of forgotten index.json entries
+	Removed  []string `json:"removed"`  // paths relative to the store, sorted
+	Bytes    int64    `json:"bytes"`
 }
 
 // Prune removes the blobs, indexes and unpacked copies no image in
@@ -39,7 +39,7 @@ func (s *Store) Prune(ctx context.Context, opts PruneOptions) (*PruneReport, err
 		return nil, err
 	}
 	defer l.Unlock()
-	rep := &PruneReport{}
+	rep := &PruneReport{Untagged: []string{}, Removed: []string{}}
 	im, err := s.untag(ctx, opts, rep)
 	if err != nil {
 		return nil, err

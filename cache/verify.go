@@ -35,18 +35,20 @@ const (
 
 // Problem is one thing Verify found wrong.
 type Problem struct {
-	Kind     string
-	Digest   v1.Hash // the blob digest, or the diffID for index/unpacked
-	Path     string  // relative to the store
-	Detail   string
-	Repaired bool // removed (VerifyOptions.Repair)
+	Kind     string `json:"kind"`
+	Digest   string `json:"digest,omitempty"` // the blob digest, or the diffID for index/unpacked
+	Path     string `json:"path"`             // relative to the store
+	Detail   string `json:"detail"`
+	Repaired bool   `json:"repaired,omitempty"` // removed (VerifyOptions.Repair)
 }
 
 // VerifyReport is what Verify checked and found.
 type VerifyReport struct {
-	Blobs, Indexes, Unpacked int   // files checked
-	Bytes                    int64 // bytes hashed
-	Problems                 []Problem
+	Blobs    int       `json:"blobs"` // files checked, by kind
+	Indexes  int       `json:"indexes"`
+	Unpacked int       `json:"unpacked"`
+	Bytes    int64     `json:"bytes"` // bytes hashed
+	Problems []Problem `json:"problems"`
 }
 
 // Verify re-hashes every blob and unpacked copy, checks every index file
@@ -59,7 +61,7 @@ func (s *Store) Verify(ctx context.Context, opts VerifyOptions) (*VerifyReport, 
 		return nil, err
 	}
 	defer sl.Unlock()
-	rep := &VerifyReport{}
+	rep := &VerifyReport{Problems: []Problem{}}
 	var mu sync.Mutex // guards rep
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(max(opts.Jobs, 1) + 1)
@@ -140,7 +142,7 @@ func (s *Store) verifyFile(kind, name string) (int64, *Problem) {
 		return 0, &Problem{Kind: ProblemStray, Path: rel, Detail: "name is not a sha256 digest"}
 	}
 	bad := func(detail string) *Problem {
-		return &Problem{Kind: kind, Digest: h, Path: rel, Detail: detail}
+		return &Problem{Kind: kind, Digest: h.String(), Path: rel, Detail: detail}
 	}
 	if kind == ProblemIndex {
 		b, err := os.ReadFile(path)
@@ -185,7 +187,7 @@ func (s *Store) verifyReferences() ([]Problem, error) {
 	var out []Problem
 	for _, info := range infos {
 		if info.Problem != "" {
-			out = append(out, Problem{Kind: ProblemMissing, Digest: info.Digest, Path: indexFile,
+			out = append(out, Problem{Kind: ProblemMissing, Digest: info.Digest.String(), Path: indexFile,
 				Detail: fmt.Sprintf("%s (%s): %s", info.Ref, info.Platform, info.Problem)})
 		}
 	}

@@ -2,16 +2,192 @@ package main
 
 import (
 	"errors"
+	"fmt"
+	"io"
+	"text/tabwriter"
 
+	"github.com/ocifs/ocifs/cache"
 	"github.com/urfave/cli/v2"
 )
 
 func cacheCommand() *cli.Command {
+	jsonFlag := &cli.BoolFlag{Name: "json", Usage: "print JSON"}
 	return &cli.Command{
 		Name:  "cache",
-		Usage: "(not yet implemented)",
-		Action: func(c *cli.Context) error {
-			return errors.New("cache: not yet implemented")
+		Usage: "list, verify or prune the local image cache",
+		Subcommands: []*cli.Command{
+			{
+				Name:   "ls",
+				Usage:  "list stored images with their layers' sizes (compressed, unpacked, index)",
+				Flags:  []cli.Flag{jsonFlag, &cli.BoolFlag{Name: "layers", Usage: "list each image's layers too"}},
+				Action: runCacheLs,
+			},
+			{
+				Name:  "verify",
+				Usage: "re-hash every blob and unpacked copy, check every index; exit 1 if anything is wrong",
+				Flags: []cli.Flag{jsonFlag,
+					&cli.BoolFlag{Name: "repair", Usage: "remove bad files so that the next pull fetches or rebuilds them"}},
+				Action: runCacheVerify,
+			},
+			{
+				Name:      "prune",
+				Usage:     "remove blobs, indexes, unpacked copies and temp files no stored image references",
+				ArgsUsage: "[REF...]",
+				Description: "With REF arguments, forgets those images (every platform) first.\n" +
+					"--all forgets every image, which empties the cache.",
+				Flags: []cli.Flag{jsonFlag,
+					&cli.BoolFlag{Name: "all", Usage: "forget every image first"},
+					&cli.BoolFlag{Name: "dry-run", Usage: "say what would be removed"}},
+				Action: runCachePrune,
+			},
 		},
 	}
+}
+
+func cacheStore(c *cli.Context) (*cache.Store, *globals, error) {
+	g, err := getGlobals(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := openStore(g)
+	return s, g, err
+}
+
+// lsImage is the JSON form of one stored image.
+type lsImage struct {
+	Ref      string            `json:"ref"`
+	Platform string            `json:"platform"`
+	Digest   string            `json:"digest"`
+	Size     int64             `json:"size"`
+	Unpacked int64             `json:"unpacked"`
+	Index    int64             `json:"index"`
+	Problem  string            `json:"problem,omitempty"`
+	Layers   []cache.LayerInfo `json:"layers"`
+}
+
+func runCacheLs(c *cli.Context) error {
+	if c.NArg() != 0 {
+		return usagef("cache ls takes no arguments")
+	}
+	s, _, err := cacheStore(c)
+	if err != nil {
+		return err
+	}
+	infos, err := s.List()
+	if err != nil {
+		return err
+	}
+	out := make([]lsImage, 0, len(infos))
+	for _, in := range infos {
+		li := lsImage{Ref: in.Ref, Platform: in.Platform, Digest: in.Digest.String(), Problem: in.Problem, Layers: in.Layers}
+		for _, l := range in.Layers {
+			li.Size += l.Size
+			li.Unpacked += l.UnpackedSize
+			li.Index += l.IndexSize
+		}
+		out = append(out, li)
+	}
+	if c.Bool("json") {
+		return writeJSON(c.App.Writer, out)
+	}
+	return printLs(c.App.Writer, out, c.Bool("layers"))
+}
+
+func printLs(w io.Writer, images []lsImage, layers bool) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "REF\tPLATFORM\tDIGEST\tLAYERS\tSIZE\tUNPACKED\tINDEX\tSTATUS")
+	for _, im := range images {
+		status := "ok"
+		if im.Problem != "" {
+			status = "incomplete: " + im.Problem
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", im.Ref, im.Platform, im.Digest, len(im.Layers),
+			humanBytes(im.Size), humanBytes(im.Unpacked), humanBytes(im.Index), status)
+		if !layers {
+			continue
+		}
+		for i, l := range im.Layers {
+			fmt.Fprintf(tw, "  %d\t%s\t%s\t%d entries\t%s\t%s\t%s\t\n", i, compressionOf(string(l.MediaType)), l.Digest,
+				l.Entries, humanBytes(l.Size), humanBytes(l.UnpackedSize), humanBytes(l.IndexSize))
+		}
+	}
+	return tw.Flush()
+}
+
+func runCacheVerify(c *cli.Context) error {
+	if c.NArg() != 0 {
+		return usagef("cache verify takes no arguments")
+	}
+	s, _, err := cacheStore(c)
+	if err != nil {
+		return err
+	}
+	rep, err := s.Verify(c.Context, cache.VerifyOptions{Repair: c.Bool("repair")})
+	if err != nil {
+		return err
+	}
+	if c.Bool("json") {
+		err = writeJSON(c.App.Writer, rep)
+	} else {
+		err = printVerify(c.App.Writer, rep)
+	}
+	if err != nil || len(rep.Problems) == 0 {
+		return err
+	}
+	hint := "run 'ocifs cache verify --repair', then pull the affected images again"
+	if c.Bool("repair") {
+		hint = "pull the affected images again"
+	}
+	return &cliError{code: exitFailure, hint: hint, err: fmt.Errorf("cache verify: %d problem(s) in %s", len(rep.Problems), s.Dir())}
+}
+
+func printVerify(w io.Writer, rep *cache.VerifyReport) error {
+	for _, p := range rep.Problems {
+		what := p.Digest
+		if what == "" {
+			what = p.Path
+		}
+		repaired := ""
+		if p.Repaired {
+			repaired = " (removed)"
+		}
+		if _, err := fmt.Fprintf(w, "bad %s %s: %s%s\n", p.Kind, what, p.Detail, repaired); err != nil {
+			return err
+		}
+	}
+	_, err := fmt.Fprintf(w, "checked %d blobs, %d indexes, %d unpacked copies (%s): %d problem(s)\n",
+		rep.Blobs, rep.Indexes, rep.Unpacked, humanBytes(rep.Bytes), len(rep.Problems))
+	return err
+}
+
+func runCachePrune(c *cli.Context) error {
+	s, _, err := cacheStore(c)
+	if err != nil {
+		return err
+	}
+	if c.Bool("all") && c.NArg() > 0 {
+		return usagef("cache prune: --all and REF arguments exclude each other")
+	}
+	rep, err := s.Prune(c.Context, cache.PruneOptions{All: c.Bool("all"), Untag: c.Args().Slice(), DryRun: c.Bool("dry-run")})
+	if errors.Is(err, cache.ErrBadReference) {
+		return usageError(err)
+	}
+	if err != nil {
+		return err
+	}
+	if c.Bool("json") {
+		return writeJSON(c.App.Writer, rep)
+	}
+	verb := "removed"
+	if c.Bool("dry-run") {
+		verb = "would remove"
+	}
+	for _, u := range rep.Untagged {
+		fmt.Fprintf(c.App.Writer, "forgot %s\n", u)
+	}
+	for _, r := range rep.Removed {
+		fmt.Fprintf(c.App.Writer, "%s %s\n", verb, r)
+	}
+	_, err = fmt.Fprintf(c.App.Writer, "%s %d files, %s\n", verb, len(rep.Removed), humanBytes(rep.Bytes))
+	return err
 }

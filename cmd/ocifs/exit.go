@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/ocifs/ocifs/cache"
 )
 
 // Exit codes, as documented in README.md.
@@ -47,11 +49,36 @@ func classify(err error) (code int, hint string) {
 	if errors.As(err, &ce) {
 		return ce.code, ce.hint
 	}
+	if code, hint, ok := classifyMount(err); ok {
+		return code, hint
+	}
 	switch {
 	case errors.Is(err, context.Canceled):
 		return exitInterrupted, ""
+	case errors.Is(err, cache.ErrUnreachable):
+		return exitFailure, unreachableHint(err)
+	case errors.Is(err, cache.ErrUnauthorized):
+		return exitImage, "log in with 'docker login HOST' (ocifs reads ~/.docker/config.json and credential helpers), and check the repository name"
+	case errors.Is(err, cache.ErrNoPlatform):
+		return exitImage, "choose one of the listed platforms with --platform"
+	case errors.Is(err, cache.ErrDigestMismatch):
+		return exitImage, "the source served bytes that do not match their digest; nothing was stored under that digest. Retry; if it persists, the image at the source is damaged"
+	case errors.Is(err, cache.ErrNotFound):
+		return exitImage, "check the image name and tag ('ocifs cache ls' lists what is stored)"
+	case errors.Is(err, cache.ErrBadReference), errors.Is(err, cache.ErrInvalidImage):
+		return exitImage, ""
 	}
 	return exitFailure, ""
+}
+
+// unreachableHint suggests --insecure when a TLS client met a plain-HTTP
+// registry, else checking the address.
+func unreachableHint(err error) string {
+	msg := err.Error()
+	if strings.Contains(msg, "HTTP response to HTTPS client") || strings.Contains(msg, "first record does not look like a TLS handshake") {
+		return "the registry speaks plain HTTP: add --insecure (loopback and private addresses need no flag)"
+	}
+	return "check the registry address and that it is running and reachable from here"
 }
 
 // report prints err as one "ocifs: …" line and an optional hint line, and
