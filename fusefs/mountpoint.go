@@ -39,21 +39,22 @@ func CheckMountpoint(dir string) error {
 	if err != nil {
 		return &MountpointError{dir, ProblemMissing, err}
 	}
+	if _, ok, err := findMount(abs); err != nil {
+		return err
+	} else if ok {
+		if dead(abs) {
+			return &MountpointError{dir, ProblemDeadMount, syscall.ENOTCONN}
+		}
+		return &MountpointError{dir, ProblemMounted, nil}
+	}
 	fi, err := os.Lstat(abs)
 	switch {
-	case errors.Is(err, syscall.ENOTCONN):
-		return &MountpointError{dir, ProblemDeadMount, err}
 	case errors.Is(err, os.ErrNotExist):
 		return &MountpointError{dir, ProblemMissing, err}
 	case err != nil:
 		return fmt.Errorf("checking mount point %s: %w", dir, err)
 	case !fi.IsDir():
 		return &MountpointError{dir, ProblemNotDir, nil}
-	}
-	if _, ok, err := findMount(abs); err != nil {
-		return err
-	} else if ok {
-		return &MountpointError{dir, ProblemMounted, nil}
 	}
 	empty, err := isEmpty(abs)
 	if err != nil {

@@ -66,10 +66,12 @@ func unmount(dir string, lazy bool) error {
 	}
 }
 
-// dead reports whether the mount at dir has lost its server.
+// dead reports whether the mount at dir has lost its server. statfs is
+// the probe because the kernel never caches its answer: lstat of a dead
+// mount succeeds as long as the attributes are cached (forever, here).
 func dead(dir string) bool {
-	_, err := os.Lstat(dir)
-	return errors.Is(err, syscall.ENOTCONN)
+	var st unix.Statfs_t
+	return errors.Is(unix.Statfs(dir, &st), syscall.ENOTCONN)
 }
 
 func unmountOnce(dir string, lazy bool) error {

@@ -62,6 +62,7 @@ func commands() []*cli.Command {
 		buildCommand(),
 		inspectCommand(),
 		cacheCommand(),
+		mountServerCmd(),
 	}
 	for _, c := range cmds {
 		withGlobalFlags(c)
