@@ -19,6 +19,14 @@ var (
 	ErrNoFusermount = errors.New("fusermount3 not found")
 )
 
+// CheckPrerequisites returns an error wrapping ErrNoFUSE or
+// ErrNoFusermount when this process could not mount: a cheap check to run
+// before long work whose result is to be mounted. Mount checks again.
+func CheckPrerequisites() error {
+	_, err := checkPrerequisites()
+	return err
+}
+
 // checkPrerequisites reports whether to mount directly (as root) or
 // through fusermount3, and whether what that needs is there.
 func checkPrerequisites() (direct bool, err error) {

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 
 	"github.com/urfave/cli/v2"
-	"golang.org/x/term"
 
 	"github.com/ocifs/ocifs/cache"
 	"github.com/ocifs/ocifs/fusefs"
@@ -76,13 +75,16 @@ func runMount(c *cli.Context) error {
 	if err := fusefs.CheckMountpoint(req.Dir); err != nil {
 		return err
 	}
+	if err := fusefs.CheckPrerequisites(); err != nil {
+		return err
+	}
+	// Pull here, with progress on a terminal; the server then finds the
+	// image complete in the cache.
+	if err := pullForMount(c, g, req); err != nil {
+		return err
+	}
 	if c.Bool("foreground") {
 		return mountForeground(c.Context, g, req)
-	}
-	// Pull here, where progress and Ctrl-C reach the user; the server
-	// process then finds the image complete in the cache.
-	if err := pullForMount(c.Context, g, req); err != nil {
-		return err
 	}
 	pid, err := startMountServer(c.Context, g, req)
 	if err != nil {
@@ -94,16 +96,25 @@ func runMount(c *cli.Context) error {
 	return nil
 }
 
-func pullForMount(ctx context.Context, g *globals, req *mountRequest) error {
+func pullForMount(c *cli.Context, g *globals, req *mountRequest) error {
 	store, err := openStore(g)
 	if err != nil {
 		return err
 	}
-	po, err := pullOptions(g, nil)
+	var bars *pullBars
+	var progress func(cache.Progress)
+	if isTerminal(c.App.ErrWriter) {
+		bars = newPullBars(c.Context, c.App.ErrWriter)
+		progress = bars.update
+	}
+	po, err := pullOptions(g, progress)
 	if err != nil {
 		return err
 	}
-	img, err := store.Get(ctx, req.Ref, po)
+	img, err := store.Get(c.Context, req.Ref, po)
+	if bars != nil {
+		bars.finish()
+	}
 	if err != nil {
 		return err
 	}
@@ -131,7 +142,7 @@ func mountForeground(ctx context.Context, g *globals, req *mountRequest) error {
 		return err
 	}
 	defer m.close()
-	if g.Verbose || term.IsTerminal(int(os.Stderr.Fd())) {
+	if g.Verbose || isTerminal(os.Stderr) {
 		fmt.Fprintf(os.Stderr, "serving %s at %s; Ctrl-C unmounts\n", req.Ref, req.Dir)
 	}
 	return m.serveUntil(ctx, g)
