@@ -1,0 +1,192 @@
+package fusefs
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ocifs/ocifs/overlay"
+)
+
+// cpuTime returns the user+system time this process has used.
+func cpuTime() time.Duration {
+	var ru unix.Rusage
+	unix.Getrusage(unix.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// wideImage has nDirs directories of perDir small files each.
+func wideImage(nDirs, perDir int) *memImage {
+	es := make([]fentry, 0, nDirs*(perDir+1))
+	for d := 0; d < nDirs; d++ {
+		dn := fmt.Sprintf("usr/share/doc/pkg%04d", d)
+		es = append(es, dir(dn))
+		for f := 0; f < perDir; f++ {
+			es = append(es, file(fmt.Sprintf("%s/file%03d", dn, f), "x"))
+		}
+	}
+	return new(memImage).addLayer(es...)
+}
+
+// BenchmarkMountFirstStat measures Mount of a 100,000-entry tree up to the
+// first answered lstat of a file four levels down (the tree is built
+// before the timer: that is the index load and merge, measured in
+// overlay's benchmarks).
+func BenchmarkMountFirstStat(b *testing.B) {
+	m := wideImage(1000, 100)
+	tree := m.merge(b)
+	b.ReportMetric(float64(tree.Len()), "entries")
+	base := b.TempDir()
+	for i := 0; b.Loop(); i++ {
+		dir := filepath.Join(base, fmt.Sprint(i))
+		os.Mkdir(dir, 0o755)
+		srv, err := Mount(dir, tree, m, Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := os.Lstat(filepath.Join(dir, "usr/share/doc/pkg0500/file050")); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		srv.Unmount()
+		b.StartTimer()
+	}
+}
+
+// dropDentries makes the kernel forget cached names and attributes, so
+// the next lookups go to the server (root only).
+func dropDentries(b *testing.B) {
+	if err := os.WriteFile("/proc/sys/vm/drop_caches", []byte("2"), 0); err != nil {
+		b.Skipf("cannot drop the dentry cache: %v", err)
+	}
+}
+
+// BenchmarkLookup measures one uncached lstat: a LOOKUP round trip.
+func BenchmarkLookup(b *testing.B) {
+	m := wideImage(100, 1000)
+	srv, mnt := mountTree(b, m.merge(b), m, Options{})
+	paths := make([]string, 0, 100*1000)
+	for d := 0; d < 100; d++ {
+		for f := 0; f < 1000; f++ {
+			paths = append(paths, filepath.Join(mnt, fmt.Sprintf("usr/share/doc/pkg%04d/file%03d", d, f)))
+		}
+	}
+	for _, d := range []string{"usr", "usr/share", "usr/share/doc"} {
+		os.Lstat(filepath.Join(mnt, d))
+	}
+	var st unix.Stat_t
+	dropDentries(b)
+	before := srv.Stats()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if i%len(paths) == 0 && i > 0 {
+			b.StopTimer()
+			dropDentries(b)
+			b.StartTimer()
+		}
+		if err := unix.Lstat(paths[i%len(paths)], &st); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	s := srv.Stats().Sub(before)
+	b.ReportMetric(float64(s.Lookup)/float64(b.N), "lookups/op")
+}
+
+// BenchmarkReadDirPlus measures listing a 1,000-entry directory with its
+// attributes, uncached (READDIRPLUS round trips).
+func BenchmarkReadDirPlus(b *testing.B) {
+	m := wideImage(200, 1000)
+	srv, mnt := mountTree(b, m.merge(b), m, Options{})
+	before := srv.Stats()
+	for i := 0; b.Loop(); i++ {
+		d := filepath.Join(mnt, fmt.Sprintf("usr/share/doc/pkg%04d", i%200))
+		if i%200 == 0 {
+			b.StopTimer()
+			dropDentries(b)
+			b.StartTimer()
+		}
+		if _, err := readdirnames(d, 1<<16); err != nil {
+			b.Fatal(err)
+		}
+	}
+	s := srv.Stats().Sub(before)
+	b.ReportMetric(float64(s.ReadDirPlus)/float64(b.N), "readdirplus/op")
+}
+
+// layerFile serves layers from files; with splice, it also offers them
+// to the server (LayerFiler).
+type layerFile struct{ files []*os.File }
+
+func (l *layerFile) ReadLayerAt(i int, p []byte, off int64) (int, error) {
+	return l.files[i].ReadAt(p, off)
+}
+
+type splicingLayerFile struct{ layerFile }
+
+func (l *splicingLayerFile) LayerFile(i int) (*os.File, bool) { return l.files[i], true }
+
+// fileBacked writes m's layer streams to files.
+func fileBacked(b *testing.B, m *memImage) *layerFile {
+	lf := &layerFile{}
+	for i, blob := range m.blobs {
+		p := filepath.Join(b.TempDir(), fmt.Sprint(i))
+		if err := os.WriteFile(p, blob, 0o644); err != nil {
+			b.Fatal(err)
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { f.Close() })
+		lf.files = append(lf.files, f)
+	}
+	return lf
+}
+
+// BenchmarkRead reads a 64 MiB file sequentially through the mount with
+// its page cache dropped each time, from memory, from a file with pread,
+// and from a file with splice.
+func BenchmarkRead(b *testing.B) {
+	const size = 64 << 20
+	m := new(memImage).addLayer(fileBytes("big", randomBytes(1, size)))
+	tree := m.merge(b)
+	for _, c := range []struct {
+		name    string
+		content func() overlay.LayerReader
+	}{
+		{"memory", func() overlay.LayerReader { return m }},
+		{"pread", func() overlay.LayerReader { return fileBacked(b, m) }},
+		{"splice", func() overlay.LayerReader { return &splicingLayerFile{*fileBacked(b, m)} }},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			srv, mnt := mountTree(b, tree, c.content(), Options{})
+			f, err := os.Open(filepath.Join(mnt, "big"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer f.Close()
+			buf := make([]byte, 1<<20)
+			b.SetBytes(size)
+			before := srv.Stats()
+			cpu0 := cpuTime()
+			for b.Loop() {
+				dropCache(b, f)
+				if _, err := io.CopyBuffer(io.Discard, io.NewSectionReader(f, 0, size), buf); err != nil {
+					b.Fatal(err)
+				}
+			}
+			cpu := cpuTime() - cpu0
+			s := srv.Stats().Sub(before)
+			b.ReportMetric(float64(s.ReadBytes)/float64(s.Read)/1024, "KiB/read")
+			// CPU time of the whole process (reader and server) per MiB:
+			// steadier than throughput on a shared machine.
+			b.ReportMetric(float64(cpu.Microseconds())/float64(b.N*(size>>20)), "cpu-µs/MiB")
+		})
+	}
+}
