@@ -5,12 +5,13 @@ package main
 import (
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/ocifs/ocifs/internal/demo"
 )
 
 func main() {
-	if len(os.Args) != 2 {
+	if len(os.Args) != 2 || strings.HasPrefix(os.Args[1], "-") {
 		fmt.Fprintln(os.Stderr, "usage: mkdemo DIR")
 		os.Exit(2)
 	}
