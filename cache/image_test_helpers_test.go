@@ -3,6 +3,7 @@ package cache
 import (
 	"bytes"
 	"compress/gzip"
+	ti "github.com/ocifs/ocifs/internal/testimage"
 	"io"
 	"log"
 	"net/http/httptest"
@@ -87,9 +88,9 @@ func imageOf(t testing.TB, platform string, layers ...*testLayer) v1.Image {
 // threeLayers is an image with a gzip, a zstd and an uncompressed layer.
 func threeLayers(t testing.TB) (v1.Image, []*testLayer) {
 	ls := []*testLayer{
-		gzipLayer(t, tarOf(t, dir("etc/"), file("etc/hostname", "gzip-host\n"), file("bin/sh", strings.Repeat("ELF", 40000), withMode(0o755)))),
-		zstdLayer(t, tarOf(t, file("etc/hostname", "zstd-host\n"), whiteout("bin/.wh.sh"), symlink("bin/sh", "busybox"))),
-		plainLayer(tarOf(t, file("etc/motd", "plain\n"), hardlink("etc/motd2", "etc/motd"))),
+		gzipLayer(t, ti.Layer(ti.Dir("etc/"), ti.File("etc/hostname", "gzip-host\n"), ti.File("bin/sh", strings.Repeat("ELF", 40000), ti.Mode(0o755)))),
+		zstdLayer(t, ti.Layer(ti.File("etc/hostname", "zstd-host\n"), ti.Whiteout("bin/sh"), ti.Symlink("bin/sh", "busybox"))),
+		plainLayer(ti.Layer(ti.File("etc/motd", "plain\n"), ti.Hardlink("etc/motd2", "etc/motd"))),
 	}
 	return imageOf(t, "linux/amd64", ls...), ls
 }

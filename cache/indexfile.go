@@ -11,6 +11,7 @@ import (
 	"os"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/ocifs/ocifs/cache/internal/tarindex"
 	"github.com/ocifs/ocifs/overlay"
 )
 
@@ -40,14 +41,14 @@ type indexHeader struct {
 	payloadLen int64
 }
 
-func encodeIndex(diffID v1.Hash, tarSize int64, res *scanResult) ([]byte, error) {
+func encodeIndex(diffID v1.Hash, tarSize int64, res *tarindex.Result) ([]byte, error) {
 	raw, err := hex.DecodeString(diffID.Hex)
 	if err != nil || len(raw) != sha256.Size || diffID.Algorithm != "sha256" {
 		return nil, fmt.Errorf("encoding index: bad diffID %s", diffID)
 	}
 	var p []byte
-	for i := range res.layer.Entries {
-		p = appendEntry(p, &res.layer.Entries[i])
+	for i := range res.Layer.Entries {
+		p = appendEntry(p, &res.Layer.Entries[i])
 	}
 	b := make([]byte, 0, indexHeaderSize+len(p)+sha256.Size)
 	b = append(b, indexMagic...)
@@ -55,8 +56,8 @@ func encodeIndex(diffID v1.Hash, tarSize int64, res *scanResult) ([]byte, error)
 	b = binary.BigEndian.AppendUint32(b, 0)
 	b = append(b, raw...)
 	b = binary.BigEndian.AppendUint64(b, uint64(tarSize))
-	b = binary.BigEndian.AppendUint64(b, uint64(len(res.layer.Entries)))
-	b = binary.BigEndian.AppendUint64(b, uint64(res.whiteouts))
+	b = binary.BigEndian.AppendUint64(b, uint64(len(res.Layer.Entries)))
+	b = binary.BigEndian.AppendUint64(b, uint64(res.Whiteouts))
 	b = binary.BigEndian.AppendUint64(b, uint64(len(p)))
 	b = append(b, p...)
 	sum := sha256.Sum256(b)

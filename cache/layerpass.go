@@ -6,9 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/ocifs/ocifs/cache/internal/tarindex"
 )
 
 // layerJob is one layer to make complete in the store: blob, index and,
@@ -73,7 +73,7 @@ func (p *pass) cleanup() {
 // stream runs the pass up to, not including, the renames. Errors are
 // ranked: a source failure, then a digest mismatch (wrong bytes explain
 // any later garbage), then a decompression or tar error, then the diffID.
-func (p *pass) stream() (*scanResult, error) {
+func (p *pass) stream() (*tarindex.Result, error) {
 	var err error
 	var blobW io.Writer
 	if p.job.writeBlob {
@@ -108,7 +108,7 @@ func (p *pass) stream() (*scanResult, error) {
 
 // scan decompresses br and scans the tar stream, copying it to the
 // unpacked temp file when the blob is compressed.
-func (p *pass) scan(br *bufio.Reader) (*scanResult, error) {
+func (p *pass) scan(br *bufio.Reader) (*tarindex.Result, error) {
 	ur, release, err := decompressor(p.compressed, br)
 	if err != nil {
 		return nil, errorf(ErrInvalidImage, "layer %s: %v", p.job.digest, err)
@@ -126,9 +126,9 @@ func (p *pass) scan(br *bufio.Reader) (*scanResult, error) {
 		p.diffHash = newHashWriter(w)
 		ur = io.TeeReader(ur, p.diffHash)
 	}
-	res, err := scanTar(ur, p.job.digest.String())
+	res, err := tarindex.Scan(ur)
 	if err != nil {
-		return nil, err
+		return nil, errorf(ErrInvalidImage, "scanning layer %s: %v", p.job.digest, err)
 	}
 	// The stream may go on after the end-of-archive marker; the diffID
 	// and the unpacked copy cover all of it.
@@ -175,7 +175,7 @@ func (p *pass) tarSize() int64 {
 // commit renames the verified files into place: the blob first, then the
 // unpacked copy, and the index last, because a valid index is what marks
 // a layer complete.
-func (p *pass) commit(res *scanResult) (*layerOutcome, error) {
+func (p *pass) commit(res *tarindex.Result) (*layerOutcome, error) {
 	if p.blobTmp != nil {
 		if err := p.blobTmp.commit(p.s.blobPath(p.job.digest)); err != nil {
 			return nil, err
@@ -225,6 +225,3 @@ func (s *sourceReader) Read(b []byte) (int, error) {
 	}
 	return n, err
 }
-
-// errFileGone reports whether err means a file vanished underneath us.
-func errFileGone(err error) bool { return errors.Is(err, os.ErrNotExist) }

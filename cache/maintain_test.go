@@ -3,6 +3,7 @@ package cache
 import (
 	"context"
 	"encoding/binary"
+	ti "github.com/ocifs/ocifs/internal/testimage"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -130,7 +131,7 @@ func TestGetRepairsMissingPiecesOffline(t *testing.T) {
 func TestPruneKeepsWhatIsReferenced(t *testing.T) {
 	host, _ := startRegistry(t)
 	img, layers := threeLayers(t)
-	extra := gzipLayer(t, tarOf(t, file("only-in-b", "b")))
+	extra := gzipLayer(t, ti.Layer(ti.File("only-in-b", "b")))
 	imgB := imageOf(t, "linux/amd64", layers[0], extra)
 	push(t, host+"/test/a:v1", img)
 	push(t, host+"/test/b:v1", imgB)

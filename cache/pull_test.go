@@ -3,6 +3,8 @@ package cache
 import (
 	"bytes"
 	"context"
+	"github.com/ocifs/ocifs/cache/internal/tarindex"
+	ti "github.com/ocifs/ocifs/internal/testimage"
 	"os"
 	"path/filepath"
 	"sync"
@@ -29,9 +31,9 @@ func checkImageAgainst(t *testing.T, img *Image, layers []*testLayer) {
 			l.UncompressedSize != int64(len(tl.tar)) || l.MediaType != tl.mt {
 			t.Errorf("layer %d = %+v, want digest %s diffID %s sizes %d/%d %s", i, l, tl.digest(), tl.diffID(), len(tl.blob), len(tl.tar), tl.mt)
 		}
-		want := scanBytes(t, tl.tar)
-		if l.Entries != len(want.layer.Entries) || l.Whiteouts != want.whiteouts {
-			t.Errorf("layer %d: %d entries %d whiteouts, want %d %d", i, l.Entries, l.Whiteouts, len(want.layer.Entries), want.whiteouts)
+		want := scanOf(t, tl.tar)
+		if l.Entries != len(want.Layer.Entries) || l.Whiteouts != want.Whiteouts {
+			t.Errorf("layer %d: %d entries %d whiteouts, want %d %d", i, l.Entries, l.Whiteouts, len(want.Layer.Entries), want.Whiteouts)
 		}
 		checkIndexReads(t, img, i, idxs[i], tl.tar)
 	}
@@ -41,13 +43,13 @@ func checkImageAgainst(t *testing.T, img *Image, layers []*testLayer) {
 // compares it with the fixture tar.
 func checkIndexReads(t *testing.T, img *Image, i int, idx *overlay.Layer, tarb []byte) {
 	t.Helper()
-	want := scanBytes(t, tarb)
-	if len(idx.Entries) != len(want.layer.Entries) {
-		t.Fatalf("layer %d index has %d entries, want %d", i, len(idx.Entries), len(want.layer.Entries))
+	want := scanOf(t, tarb)
+	if len(idx.Entries) != len(want.Layer.Entries) {
+		t.Fatalf("layer %d index has %d entries, want %d", i, len(idx.Entries), len(want.Layer.Entries))
 	}
 	for j, e := range idx.Entries {
-		if e.Name != want.layer.Entries[j].Name || e.Offset != want.layer.Entries[j].Offset {
-			t.Errorf("layer %d entry %d = %q@%d, want %q@%d", i, j, e.Name, e.Offset, want.layer.Entries[j].Name, want.layer.Entries[j].Offset)
+		if e.Name != want.Layer.Entries[j].Name || e.Offset != want.Layer.Entries[j].Offset {
+			t.Errorf("layer %d entry %d = %q@%d, want %q@%d", i, j, e.Name, e.Offset, want.Layer.Entries[j].Name, want.Layer.Entries[j].Offset)
 		}
 		if e.Type != overlay.TypeRegular {
 			continue
@@ -166,9 +168,9 @@ func TestGetWorksOffline(t *testing.T) {
 
 func TestPullMultiPlatform(t *testing.T) {
 	host, _ := startRegistry(t)
-	amd := imageOf(t, "linux/amd64", gzipLayer(t, tarOf(t, file("arch", "amd64"))))
-	arm := imageOf(t, "linux/arm64/v8", gzipLayer(t, tarOf(t, file("arch", "arm64"))))
-	att := imageOf(t, "unknown/unknown", plainLayer(tarOf(t, file("sbom.json", "{}"))))
+	amd := imageOf(t, "linux/amd64", gzipLayer(t, ti.Layer(ti.File("arch", "amd64"))))
+	arm := imageOf(t, "linux/arm64/v8", gzipLayer(t, ti.Layer(ti.File("arch", "arm64"))))
+	att := imageOf(t, "unknown/unknown", plainLayer(ti.Layer(ti.File("sbom.json", "{}"))))
 	idx := indexOf(t,
 		addendum(amd, &v1.Platform{OS: "linux", Architecture: "amd64"}, nil),
 		addendum(att, &v1.Platform{OS: "unknown", Architecture: "unknown"}, map[string]string{
@@ -231,4 +233,13 @@ func checkLayoutLayers(t *testing.T, img v1.Image) {
 			t.Errorf("layout layer %d: uncompressed hashes to %s, config diffID %s", i, got, cf.RootFS.DiffIDs[i])
 		}
 	}
+}
+
+// scanOf indexes a fixture tar with the scanner alone, as the oracle of
+// what a pulled layer's index must hold.
+func scanOf(t *testing.T, tarb []byte) *tarindex.Result {
+	t.Helper()
+	res, err := tarindex.Scan(bytes.NewReader(tarb))
+	must(t, err)
+	return res
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	ti "github.com/ocifs/ocifs/internal/testimage"
 	"os"
 	"path/filepath"
 	"testing"
@@ -19,7 +20,7 @@ import (
 
 func TestPullOCILayout(t *testing.T) {
 	img, layers := threeLayers(t)
-	other := imageOf(t, "linux/amd64", gzipLayer(t, tarOf(t, file("other", "x"))))
+	other := imageOf(t, "linux/amd64", gzipLayer(t, ti.Layer(ti.File("other", "x"))))
 	dir := t.TempDir()
 	p, err := layout.Write(dir, empty.Index)
 	must(t, err)
@@ -103,8 +104,8 @@ func dockerSave(t *testing.T, path string, cfg []byte, layerTars [][]byte, tags 
 }
 
 func TestPullDockerArchiveUncompressed(t *testing.T) {
-	l1 := plainLayer(tarOf(t, file("a", "one")))
-	l2 := plainLayer(tarOf(t, file("b", "two")))
+	l1 := plainLayer(ti.Layer(ti.File("a", "one")))
+	l2 := plainLayer(ti.Layer(ti.File("b", "two")))
 	img := imageOf(t, "linux/amd64", l1, l2, l1)
 	cfg, err := img.RawConfigFile()
 	must(t, err)

@@ -3,12 +3,12 @@ package cache
 import (
 	"errors"
 	"strings"
+	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-	"testing"
 )
 
 func isErr(err, target error) bool { return err != nil && errors.Is(err, target) }
@@ -23,4 +23,11 @@ func indexOf(t testing.TB, adds ...mutate.IndexAddendum) v1.ImageIndex {
 	t.Helper()
 	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
 	return mutate.AppendManifests(idx, adds...)
+}
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
 }

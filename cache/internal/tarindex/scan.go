@@ -1,4 +1,4 @@
-package cache
+package tarindex
 
 import (
 	"archive/tar"
@@ -22,22 +22,18 @@ const (
 	paxLibarchiveXattr = "LIBARCHIVE.xattr."
 )
 
-// scanResult is a layer's index and a summary of it.
-type scanResult struct {
-	layer     overlay.Layer
-	whiteouts int
+// Result is a layer's index and a summary of it.
+type Result struct {
+	Layer     overlay.Layer
+	Whiteouts int // entries whose base name starts with .wh.
 }
 
-// scanTar reads the uncompressed tar stream r up to its end-of-archive
-// marker and returns the index of its entries. It relies on archive/tar
-// reading exactly the header blocks of an entry and nothing of its data
-// before Next returns (true of its implementation: it reads block by block
-// and skips data with io.CopyN), so the count of bytes read when Next
-// returns is the entry's data offset. layer names the layer in errors.
-func scanTar(r io.Reader, layer string) (*scanResult, error) {
+// Scan reads the uncompressed tar stream r up to its end-of-archive
+// marker (not beyond) and returns the index of its entries.
+func Scan(r io.Reader) (*Result, error) {
 	sr := &scanReader{r: r}
 	tr := tar.NewReader(sr)
-	res := &scanResult{}
+	res := &Result{}
 	var next int64 // where the next entry's header blocks start
 	for {
 		sr.startCapture(next)
@@ -46,20 +42,20 @@ func scanTar(r io.Reader, layer string) (*scanResult, error) {
 			return res, nil
 		}
 		if err != nil {
-			return nil, errorf(ErrInvalidImage, "scanning layer %s: reading tar header at offset %d: %v", layer, next, err)
+			return nil, fmt.Errorf("reading tar header at offset %d: %w", next, err)
 		}
 		e, end, err := scanEntry(sr, hdr)
 		if err != nil {
-			return nil, errorf(ErrInvalidImage, "scanning layer %s: entry %q: %v", layer, hdr.Name, err)
+			return nil, fmt.Errorf("entry %q: %w", hdr.Name, err)
 		}
 		next = end
 		if e == nil {
 			continue
 		}
 		if strings.HasPrefix(path.Base(e.Name), ".wh.") {
-			res.whiteouts++
+			res.Whiteouts++
 		}
-		res.layer.Entries = append(res.layer.Entries, *e)
+		res.Layer.Entries = append(res.Layer.Entries, *e)
 	}
 }
 

@@ -1,4 +1,4 @@
-package cache
+package tarindex
 
 import (
 	"archive/tar"

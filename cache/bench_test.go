@@ -1,0 +1,80 @@
+package cache
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	ti "github.com/ocifs/ocifs/internal/testimage"
+	"io"
+	"math/rand/v2"
+	"testing"
+)
+
+// bigLayerTar is a tar of n files of size bytes each, half random (poorly
+// compressible) and half text.
+func bigLayerTar(tb testing.TB, n, size int) []byte {
+	r := rand.New(rand.NewPCG(1, 2))
+	items := make([]ti.Entry, 0, n)
+	body := make([]byte, size)
+	for i := range n {
+		if i%2 == 0 {
+			for j := range body {
+				body[j] = byte(r.Uint32())
+			}
+		} else {
+			copy(body, bytes.Repeat([]byte(fmt.Sprintf("line %d of a text file\n", i)), size/20+1))
+		}
+		items = append(items, ti.File(fmt.Sprintf("d%d/f%d", i%50, i), string(body)))
+	}
+	return ti.Layer(items...)
+}
+
+// BenchmarkLayerPass measures the one-pass indexer on a local gzip blob:
+// hash, gunzip, diffID, scan and writing the unpacked copy.
+func BenchmarkLayerPass(b *testing.B) {
+	for _, mk := range []struct {
+		name string
+		f    func(testing.TB, []byte) *testLayer
+	}{{"gzip", gzipLayer}, {"zstd", zstdLayer}, {"plain", func(_ testing.TB, t []byte) *testLayer { return plainLayer(t) }}} {
+		b.Run(mk.name, func(b *testing.B) {
+			l := mk.f(b, bigLayerTar(b, 2000, 32<<10))
+			s := openStore(b, "")
+			b.SetBytes(int64(len(l.tar)))
+			b.ResetTimer()
+			for b.Loop() {
+				job := &layerJob{digest: l.digest(), diffID: l.diffID(), size: int64(len(l.blob)), writeBlob: true,
+					open: func(context.Context) (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(l.blob)), nil }}
+				if _, err := s.runLayerPass(context.Background(), job); err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				s.Prune(context.Background(), PruneOptions{})
+				b.StartTimer()
+			}
+		})
+	}
+}
+
+// BenchmarkReadLayerAt is the FUSE read path: 64 KiB preads (what
+// mkfs.ext4 -d issues) from a stored layer.
+func BenchmarkReadLayerAt(b *testing.B) {
+	host, _ := startRegistry(b)
+	l := gzipLayer(b, bigLayerTar(b, 256, 256<<10))
+	ref := host + "/bench/read:v1"
+	push(b, ref, imageOf(b, "linux/amd64", l))
+	s := openStore(b, "")
+	img, err := s.Pull(context.Background(), ref, PullOptions{})
+	must(b, err)
+	defer img.Close()
+	buf := make([]byte, 64<<10)
+	size := int64(len(l.tar)) - int64(len(buf))
+	b.SetBytes(int64(len(buf)))
+	b.ReportAllocs()
+	var off int64
+	for b.Loop() {
+		if _, err := img.ReadLayerAt(0, buf, off); err != nil {
+			b.Fatal(err)
+		}
+		off = (off + int64(len(buf))) % size
+	}
+}

@@ -1,0 +1,125 @@
+// Package cache is ocifs's on-disk image store: an OCI image layout that
+// other tools can read, plus the layer indexes and uncompressed content
+// that serving files needs.
+//
+// # Layout
+//
+//	DIR/oci-layout, DIR/index.json      OCI image layout 1.0.0
+//	DIR/blobs/sha256/<digest>           manifests, configs, layer blobs
+//	DIR/ocifs/index/sha256/<diffID>     layer index (see below)
+//	DIR/ocifs/unpacked/sha256/<diffID>  a compressed layer's tar stream
+//	DIR/ocifs/tmp/                      files being written
+//	DIR/ocifs/locks/                    flock files
+//
+// index.json lists one entry per (REF, platform): the platform-specific
+// image manifest, annotated with org.opencontainers.image.ref.name = the
+// normalized REF (registry references fully qualified, e.g.
+// index.docker.io/library/alpine:latest; oci: and docker-archive: paths
+// made absolute) and com.github.ocifs.platform = the platform it was
+// pulled for, and carrying the image's platform. `skopeo inspect
+// oci:DIR:REF` and `umoci ls --layout DIR` read it. Multi-platform indexes
+// are not stored: only the manifest chosen from them.
+//
+// # Invariants
+//
+//   - A file under a final name is complete and correct. Every write goes
+//     to a temp file under ocifs/tmp, is hashed while copied, checked
+//     against its digest and size, fsynced and renamed into place; the
+//     directory is fsynced after. Nothing is created in place.
+//   - A layer is complete when its blob, its index and its content file
+//     (the unpacked copy, or the blob itself when uncompressed: digest ==
+//     diffID) exist and the content has the size the index records. The
+//     index is renamed into place last, so it marks completeness.
+//   - One streaming pass per layer: fetch → sha256 digest check →
+//     decompression chosen by magic bytes (gzip 1f8b, zstd 28b52ffd,
+//     else tar) → sha256 diffID check against the config → tar scan, with
+//     the decompressed stream written once as the unpacked copy. No layer
+//     is read twice to build its index. Errors rank: a fetch failure, then
+//     a digest mismatch (wrong bytes explain any later garbage), then a
+//     decompression or tar error, then a diffID mismatch.
+//   - Index files are versioned and checksummed (header with magic,
+//     version, diffID, tar size and counts; varint payload; sha256
+//     trailer). One that fails any check is rebuilt from the local blob,
+//     never trusted and never needing the network.
+//   - Output is deterministic: index.json entries are sorted by ref and
+//     platform; an index is a pure function of the tar stream.
+//
+// # Layer indexes
+//
+// An index is an overlay.Layer: the entries of the layer's tar in stream
+// order, each with Offset = where its data starts in the uncompressed tar
+// stream. archive/tar reads exactly the header blocks of an entry before
+// Next returns (block by block, data skipped with io.CopyN), so a
+// counting reader under it gives that offset. archive/tar hides GNU sparse
+// maps and an entry's physical data size; the scanner therefore keeps the
+// raw header bytes of each entry and parses old GNU ('S', with extension
+// blocks) and PAX 0.0/0.1/1.0 sparse maps itself. A sparse file has Size =
+// its logical size and Sparse = its data fragments, each at TarOff in the
+// stream; a sparse file whose one fragment covers it is stored as a plain
+// file, and one with no data at all gets a single empty extent at its end,
+// so len(Sparse) > 0 marks every sparse file. Names and link targets stay
+// as stored (overlay.Merge cleans and checks them); xattrs come from PAX
+// SCHILY.xattr.* (raw) and LIBARCHIVE.xattr.* (URL-encoded name, base64
+// value), SCHILY winning, sorted. Entries that make no sense (unknown
+// types, ids beyond 32 bits, negative sizes) fail the layer with
+// ErrInvalidImage naming the layer digest and the entry.
+//
+// # Reading content
+//
+// Image.ReadLayerAt(i, p, off) reads layer i's uncompressed tar stream:
+// one pread on a file opened when the Image was made, no lock and no
+// allocation, safe from any number of goroutines. Image.LayerFile exposes
+// the file for splice or FUSE passthrough. Callers never learn whether the
+// file is an unpacked copy or an uncompressed blob; a later version may
+// read from the compressed blob through checkpoints behind the same
+// methods.
+//
+// # Concurrency and crashes
+//
+// A Store is safe for concurrent use by goroutines and by processes:
+//
+//   - Pull, Verify and index rebuilds hold ocifs/locks/store.lock shared;
+//     Prune holds it exclusive, so it never removes a file between its
+//     creation and the index.json entry that references it. Every lock is
+//     flock(2): the kernel releases it when a process dies.
+//   - Each layer is produced under an exclusive per-blob lock; a second
+//     puller of the same blob waits and then finds it complete. Artifacts
+//     keyed by diffID may be written by two pullers of different blobs at
+//     once; both write identical verified bytes and rename atomically.
+//   - index.json is updated under its own lock, read-modify-write, then
+//     renamed.
+//   - A writer holds an flock on its temp file. A later Pull removes temp
+//     files older than a minute that no process holds (those of killed
+//     pulls); Prune removes every unheld one. A killed pull therefore
+//     leaves no partial file under a final name, and its rerun refetches
+//     only what is missing.
+//
+// Hazards: locks are polled (flock cannot be interrupted), so waiting on a
+// lock notices ctx cancellation within 20 ms. An Image keeps its files
+// open: Prune may unlink them underneath (Linux keeps them readable), but
+// an index rebuild for a pruned layer then fails.
+//
+// # References
+//
+// REF is a registry reference ([HOST/]REPO[:TAG|@sha256:DIGEST]; loopback
+// and private-network registries use plain HTTP, Options.Insecure allows
+// it and unverified TLS everywhere), oci:DIR[:NAME] (NAME matched against
+// ref.name annotations; without it the layout's only image or the one
+// named latest) or docker-archive:FILE[:NAME] (docker save output; NAME
+// matched against RepoTags). A docker archive has no manifest, so one is
+// made: uncompressed layers keep the OCI uncompressed media type with
+// digest == diffID (no recompression, served from the blob); compressed
+// ones are hashed once first to learn their digest. Multi-platform indexes
+// are resolved to the requested platform (default: HostPlatform),
+// skipping attestation manifests; none matching is ErrNoPlatform with the
+// available platforms listed. Credentials come from Options.Keychain
+// (default: docker config and credential helpers).
+//
+// # Errors
+//
+// Errors wrap one of the sentinels (ErrBadReference, ErrNotFound,
+// ErrUnauthorized, ErrDigestMismatch, ErrInvalidImage, ErrNoPlatform,
+// ErrUnreachable) where a caller may branch; digest errors name the
+// digest. The package never prints: it logs to Options.Logger and reports
+// progress through PullOptions.Progress.
+package cache
