@@ -26,9 +26,9 @@ type layerJob struct {
 
 // layerOutcome summarizes a finished pass.
 type layerOutcome struct {
-	fetched   int64 // compressed bytes read from the source (0 for local)
-	header    indexHeader
-	compressd compression
+	fetched     int64 // compressed bytes read from the source (0 for local)
+	header      indexHeader
+	compression compression
 }
 
 // pass is the state of one streaming pass over a layer blob:
@@ -95,7 +95,11 @@ func (p *pass) stream() (*tarindex.Result, error) {
 		return nil, err
 	}
 	if err := p.blobHash.check(p.job.digest, p.job.size); err != nil {
-		return nil, fmt.Errorf("fetching layer %s: %w", p.job.digest, err)
+		verb := "fetching"
+		if !p.job.writeBlob {
+			verb = "reading stored"
+		}
+		return nil, &kindError{kind: errBlobDigest, err: fmt.Errorf("%s layer %s: %w", verb, p.job.digest, err)}
 	}
 	if scanErr != nil {
 		return nil, scanErr
@@ -200,12 +204,16 @@ func (p *pass) commit(res *tarindex.Result) (*layerOutcome, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := &layerOutcome{header: h, compressd: p.compressed}
+	out := &layerOutcome{header: h, compression: p.compressed}
 	if p.job.writeBlob {
 		out.fetched = p.blobHash.n
 	}
 	return out, nil
 }
+
+// errBlobDigest marks a blob whose bytes do not match its digest (as
+// opposed to a diffID mismatch, where the config is wrong, not the blob).
+var errBlobDigest = errors.New("blob digest mismatch")
 
 // sourceReader remembers the first read error of the source other than
 // EOF and reports progress.

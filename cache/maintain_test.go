@@ -197,3 +197,29 @@ func TestList(t *testing.T) {
 		t.Errorf("problem = %q, want it to name the missing blob", infos[0].Problem)
 	}
 }
+
+// TestPullRefetchesCorruptStoredBlob: a stored blob that no longer matches
+// its digest (and whose index is gone, so the pull rescans it) is fetched
+// again rather than failing the pull.
+func TestPullRefetchesCorruptStoredBlob(t *testing.T) {
+	host, _ := startRegistry(t)
+	img, layers := threeLayers(t)
+	ref := host + "/test/refetch:v1"
+	push(t, ref, img)
+	s := openStore(t, "")
+	got, err := s.Pull(context.Background(), ref, PullOptions{})
+	must(t, err)
+	got.Close()
+	flipByte(t, s.blobPath(layers[0].digest()), 20)
+	must(t, os.Remove(s.indexPath(layers[0].diffID())))
+	got, err = s.Pull(context.Background(), ref, PullOptions{})
+	must(t, err)
+	defer got.Close()
+	if got.Stats.LayersFetched != 1 {
+		t.Errorf("stats = %+v, want the corrupt layer fetched again", got.Stats)
+	}
+	checkImageAgainst(t, got, layers)
+	if rep, _ := s.Verify(context.Background(), VerifyOptions{}); len(rep.Problems) != 0 {
+		t.Errorf("verify: %+v", rep.Problems)
+	}
+}

@@ -204,20 +204,10 @@ func (s *Store) ensureLayer(ctx context.Context, r *resolved, lp *layerProgress)
 		return nil, nil
 	}
 	if exists(s.blobPath(desc.Digest)) {
-		lp.report(StateIndexing)
-		out, err := s.runLayerPass(ctx, s.localJob(desc.Digest, diffID, desc.Size, lp.add(StateIndexing)))
-		if err == nil {
-			lp.report(StateDone)
-			return out, nil
+		out, err := s.indexLocalBlob(ctx, desc, diffID, lp)
+		if err == nil || !errors.Is(err, errBlobDigest) {
+			return out, err
 		}
-		if !errors.Is(err, ErrDigestMismatch) {
-			return nil, err
-		}
-		s.log.Warn("stored blob is corrupt; fetching it again", "layer", desc.Digest, "err", err)
-		if err := os.Remove(s.blobPath(desc.Digest)); err != nil {
-			return nil, err
-		}
-		lp.reset()
 	}
 	lp.report(StateFetching)
 	out, err := s.runLayerPass(ctx, &layerJob{
@@ -232,6 +222,27 @@ func (s *Store) ensureLayer(ctx context.Context, r *resolved, lp *layerProgress)
 	}
 	lp.report(StateDone)
 	return out, nil
+}
+
+// indexLocalBlob runs the layer pass over the stored blob. A blob that
+// fails its digest check is removed (and errBlobDigest returned), so that
+// the caller fetches it again.
+func (s *Store) indexLocalBlob(ctx context.Context, desc v1.Descriptor, diffID v1.Hash, lp *layerProgress) (*layerOutcome, error) {
+	lp.report(StateIndexing)
+	out, err := s.runLayerPass(ctx, s.localJob(desc.Digest, diffID, desc.Size, lp.add(StateIndexing)))
+	if err == nil {
+		lp.report(StateDone)
+		return out, nil
+	}
+	if !errors.Is(err, errBlobDigest) {
+		return nil, err
+	}
+	s.log.Warn("stored blob is corrupt; fetching it again", "layer", desc.Digest, "err", err)
+	if rmErr := os.Remove(s.blobPath(desc.Digest)); rmErr != nil {
+		return nil, rmErr
+	}
+	lp.reset()
+	return nil, err
 }
 
 // layerComplete checks that the blob, a valid index (header, size and

@@ -62,35 +62,7 @@ func (s *Store) Verify(ctx context.Context, opts VerifyOptions) (*VerifyReport, 
 	}
 	defer sl.Unlock()
 	rep := &VerifyReport{Problems: []Problem{}}
-	var mu sync.Mutex // guards rep
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(max(opts.Jobs, 1) + 1)
-	if opts.Jobs <= 0 {
-		g.SetLimit(2)
-	}
-	for _, kind := range []string{ProblemBlob, ProblemIndex, ProblemUnpacked} {
-		dir := s.kindDir(kind)
-		ents, err := os.ReadDir(dir)
-		if err != nil {
-			return nil, fmt.Errorf("verifying %s: %w", dir, err)
-		}
-		for _, e := range ents {
-			g.Go(func() error {
-				if err := gctx.Err(); err != nil {
-					return err
-				}
-				n, p := s.verifyFile(kind, e.Name())
-				mu.Lock()
-				defer mu.Unlock()
-				rep.count(kind, n)
-				if p != nil {
-					rep.Problems = append(rep.Problems, *p)
-				}
-				return nil
-			})
-		}
-	}
-	if err := g.Wait(); err != nil {
+	if err := s.verifyFiles(ctx, opts.Jobs, rep); err != nil {
 		return nil, err
 	}
 	missing, err := s.verifyReferences()
@@ -109,6 +81,38 @@ func (s *Store) Verify(ctx context.Context, opts VerifyOptions) (*VerifyReport, 
 		s.repair(rep)
 	}
 	return rep, nil
+}
+
+// verifyFiles checks every blob, index and unpacked copy, jobs at a time.
+func (s *Store) verifyFiles(ctx context.Context, jobs int, rep *VerifyReport) error {
+	if jobs <= 0 {
+		jobs = 2
+	}
+	var mu sync.Mutex // guards rep
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(jobs)
+	for _, kind := range []string{ProblemBlob, ProblemIndex, ProblemUnpacked} {
+		ents, err := os.ReadDir(s.kindDir(kind))
+		if err != nil {
+			return fmt.Errorf("verifying %s: %w", s.kindDir(kind), err)
+		}
+		for _, e := range ents {
+			g.Go(func() error {
+				if err := gctx.Err(); err != nil {
+					return err
+				}
+				n, p := s.verifyFile(kind, e.Name())
+				mu.Lock()
+				defer mu.Unlock()
+				rep.count(kind, n)
+				if p != nil {
+					rep.Problems = append(rep.Problems, *p)
+				}
+				return nil
+			})
+		}
+	}
+	return g.Wait()
 }
 
 func (r *VerifyReport) count(kind string, n int64) {
