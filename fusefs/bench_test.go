@@ -190,3 +190,37 @@ func BenchmarkRead(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkSmallFileRead opens, reads and closes distinct small files,
+// uncached: the per-file cost of a full read such as tar or mkfs.
+func BenchmarkSmallFileRead(b *testing.B) {
+	m := wideImage(100, 1000)
+	srv, mnt := mountTree(b, m.merge(b), m, Options{})
+	paths := make([]string, 0, 100*1000)
+	for d := 0; d < 100; d++ {
+		dn := filepath.Join(mnt, fmt.Sprintf("usr/share/doc/pkg%04d", d))
+		if _, err := readdirnames(dn, 1<<16); err != nil { // as tar and mkfs list first
+			b.Fatal(err)
+		}
+		for f := 0; f < 1000; f++ {
+			paths = append(paths, filepath.Join(dn, fmt.Sprintf("file%03d", f)))
+		}
+	}
+	buf := make([]byte, 4096)
+	before := srv.Stats()
+	for i := 0; b.Loop(); i++ {
+		if i >= len(paths) {
+			b.Fatal("more iterations than files; use -benchtime Nx with N <= 100000")
+		}
+		fd, err := unix.Open(paths[i], unix.O_RDONLY, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := unix.Read(fd, buf); err != nil {
+			b.Fatal(err)
+		}
+		unix.Close(fd)
+	}
+	s := srv.Stats().Sub(before)
+	b.ReportMetric(float64(s.Total())/float64(b.N), "requests/op")
+}

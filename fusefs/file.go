@@ -79,7 +79,7 @@ func (f *rawFS) Read(cancel <-chan struct{}, in *fuse.ReadIn, buf []byte) (fuse.
 	off := int64(in.Offset)
 	want := min(int64(in.Size), int64(len(buf)), max(n.Size()-off, 0))
 	if want == 0 {
-		return newReadResult(buf[:0]), fuse.OK
+		return f.result(buf[:0]), fuse.OK
 	}
 	if rr, ok := f.spliceRead(n, off, want); ok {
 		f.stats.readBytes.Add(uint64(want))
@@ -94,7 +94,7 @@ func (f *rawFS) Read(cancel <-chan struct{}, in *fuse.ReadIn, buf []byte) (fuse.
 		return nil, fuse.EIO
 	}
 	f.stats.readBytes.Add(uint64(k))
-	return newReadResult(buf[:k]), fuse.OK
+	return f.result(buf[:k]), fuse.OK
 }
 
 // spliceRead returns a result the server splices from the layer's file,
@@ -107,31 +107,51 @@ func (f *rawFS) spliceRead(n *overlay.Node, off, want int64) (fuse.ReadResult, b
 	return fuse.ReadResultFd(uintptr(f.fds[l]), n.Offset()+off, int(want)), true
 }
 
-// readResult is fuse.ReadResultData without an allocation per read: the
-// bytes are in the buffer the server passed to Read, and the result goes
-// back to a pool once the server has sent it. Slices makes the server
-// writev it directly; without it, a server that may splice first tries
-// (and fails) to splice every byte result, costing three syscalls a read.
-type readResult struct {
-	data []byte
-	vec  [1][]byte
-}
-
-var readResults = sync.Pool{New: func() any { return new(readResult) }}
-
-func newReadResult(b []byte) *readResult {
+// result wraps bytes read into the server's buffer. When the server may
+// splice (some layers are plain files), a byte result must say it is a
+// vector (Slices), or the server first tries to splice it and fails, at
+// three syscalls a read; when it never splices, the plain result avoids
+// the slice header the vector path allocates.
+func (f *rawFS) result(b []byte) fuse.ReadResult {
+	if f.fds != nil {
+		r := vecResults.Get().(*vecResult)
+		r.data = b
+		return r
+	}
 	r := readResults.Get().(*readResult)
 	r.data = b
 	return r
 }
 
+// readResult is fuse.ReadResultData without an allocation per read: the
+// bytes are in the buffer the server passed to Read, and the result goes
+// back to a pool once the server has sent it.
+type readResult struct{ data []byte }
+
+var readResults = sync.Pool{New: func() any { return new(readResult) }}
+
 func (r *readResult) Bytes(buf []byte) ([]byte, fuse.Status) { return r.data, fuse.OK }
 func (r *readResult) Size() int                              { return len(r.data) }
-func (r *readResult) Slices() ([][]byte, fuse.Status) {
+func (r *readResult) Done() {
+	r.data = nil
+	readResults.Put(r)
+}
+
+// vecResult is readResult as a one-element vector.
+type vecResult struct {
+	data []byte
+	vec  [1][]byte
+}
+
+var vecResults = sync.Pool{New: func() any { return new(vecResult) }}
+
+func (r *vecResult) Bytes(buf []byte) ([]byte, fuse.Status) { return r.data, fuse.OK }
+func (r *vecResult) Size() int                              { return len(r.data) }
+func (r *vecResult) Slices() ([][]byte, fuse.Status) {
 	r.vec[0] = r.data
 	return r.vec[:], fuse.OK
 }
-func (r *readResult) Done() {
+func (r *vecResult) Done() {
 	r.data, r.vec[0] = nil, nil
-	readResults.Put(r)
+	vecResults.Put(r)
 }

@@ -190,7 +190,7 @@ func rawRecords(t *testing.T, ref string, i int) []fswalk.Record {
 }
 
 // serverPid finds the background server serving dir.
-func serverPid(t *testing.T, dir string) int {
+func serverPid(t testing.TB, dir string) int {
 	t.Helper()
 	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 	for _, p := range procs {

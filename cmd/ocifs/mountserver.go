@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -151,6 +152,7 @@ func runMountServer(c *cli.Context) error {
 		fmt.Fprintln(ready, "ready")
 		ready.Close()
 		served = true
+		releaseMergeMemory()
 		quiet.set(io.Discard)
 		detach()
 		return m.serveUntil(c.Context, g)
@@ -161,6 +163,14 @@ func runMountServer(c *cli.Context) error {
 		}
 	}
 	return err
+}
+
+// releaseMergeMemory hands the memory the index load and merge used back
+// to the system: the server lives on with the tree only, and its requests
+// make little garbage, so a tighter GC target keeps the heap near it.
+func releaseMergeMemory() {
+	debug.FreeOSMemory()
+	debug.SetGCPercent(50)
 }
 
 func logLevel(g *globals) slog.Level {
