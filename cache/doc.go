@@ -18,7 +18,12 @@
 // made absolute) and com.github.ocifs.platform = the platform it was
 // pulled for, and carrying the image's platform. `skopeo inspect
 // oci:DIR:REF` and `umoci ls --layout DIR` read it. Multi-platform indexes
-// are not stored: only the manifest chosen from them.
+// are not stored: only the manifest chosen from them. Docker schema 2
+// manifests are stored converted to OCI media types (config and layer
+// blobs unchanged), as `skopeo copy` does, because skopeo and umoci ignore
+// other entries of an OCI layout; the original manifest is kept as a blob,
+// its digest is in the entry's com.github.ocifs.source-digest annotation,
+// and Image.Digest reports it.
 //
 // # Invariants
 //

@@ -12,8 +12,11 @@ import (
 type ImageInfo struct {
 	Ref      string  // normalized REF
 	Platform string  // the platform it was pulled for (os/arch[/variant])
-	Digest   v1.Hash // manifest
-	Layers   []LayerInfo
+	Digest   v1.Hash // manifest, as the source gave it
+	// Stored is the manifest in the store when it differs from Digest (a
+	// Docker manifest stored converted to OCI).
+	Stored v1.Hash
+	Layers []LayerInfo
 	// Problem is empty when every piece is present; else what is not.
 	Problem string
 }
@@ -48,7 +51,10 @@ func (s *Store) List() ([]ImageInfo, error) {
 }
 
 func (s *Store) describe(d v1.Descriptor) ImageInfo {
-	info := ImageInfo{Ref: d.Annotations[AnnotationRefName], Platform: d.Annotations[AnnotationPlatform], Digest: d.Digest}
+	info := ImageInfo{Ref: d.Annotations[AnnotationRefName], Platform: d.Annotations[AnnotationPlatform], Digest: sourceDigest(d)}
+	if info.Digest != d.Digest {
+		info.Stored = d.Digest
+	}
 	m, cf, err := s.readManifestAndConfig(d.Digest)
 	if err != nil {
 		info.Problem = err.Error()

@@ -7,16 +7,16 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
-// loadImage opens the stored image with manifest digest, checking that
+// loadImage opens the stored image of index.json entry d, checking that
 // every piece is present: manifest and config (re-hashed, they are small),
 // each layer's blob, index header and content file size. Deep checks of
 // layer bytes are Verify's job.
-func (s *Store) loadImage(ref string, digest v1.Hash) (*Image, error) {
-	m, cf, err := s.readManifestAndConfig(digest)
+func (s *Store) loadImage(ref string, d v1.Descriptor) (*Image, error) {
+	m, cf, err := s.readManifestAndConfig(d.Digest)
 	if err != nil {
 		return nil, err
 	}
-	img := &Image{Ref: ref, Digest: digest, Manifest: m, Config: cf, Platform: configPlatform(cf), store: s}
+	img := &Image{Ref: ref, Digest: sourceDigest(d), Manifest: m, Config: cf, Platform: configPlatform(cf), store: s}
 	for i, d := range m.Layers {
 		l, f, err := s.openLayer(d, cf.RootFS.DiffIDs[i])
 		if err != nil {

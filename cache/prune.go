@@ -96,6 +96,7 @@ func (s *Store) referenced(im *v1.IndexManifest) (blobs, diffIDs map[string]bool
 	blobs, diffIDs = map[string]bool{}, map[string]bool{}
 	for _, d := range im.Manifests {
 		blobs[d.Digest.Hex] = true
+		blobs[sourceDigest(d).Hex] = true
 		m, cf, err := s.readManifestAndConfig(d.Digest)
 		if err != nil {
 			s.log.Warn("keeping what a damaged image references", "digest", d.Digest, "err", err)

@@ -80,7 +80,7 @@ func (s *Store) repairLocal(ctx context.Context, normalizedRef string, platform 
 			return nil, err
 		}
 	}
-	return s.loadImage(normalizedRef, d.Digest)
+	return s.loadImage(normalizedRef, d)
 }
 
 // Lookup returns the stored image recorded under the normalized ref and
@@ -94,7 +94,7 @@ func (s *Store) Lookup(normalizedRef string, platform v1.Platform) (*Image, erro
 	if !ok {
 		return nil, errorf(ErrNotFound, "%s (%s) is not in the cache", normalizedRef, platformKey(platform))
 	}
-	return s.loadImage(normalizedRef, d.Digest)
+	return s.loadImage(normalizedRef, d)
 }
 
 // Pull resolves ref afresh (a registry tag may have moved), fetches the
@@ -117,14 +117,19 @@ func (s *Store) Pull(ctx context.Context, ref string, po PullOptions) (*Image, e
 		return nil, err
 	}
 	defer r.src.close()
-	stats, err := s.fetchImage(ctx, r, po)
+	sm, err := ociManifest(r)
+	if err != nil {
+		return nil, err
+	}
+	stats, err := s.fetchImage(ctx, r, sm, po)
 	if err != nil {
 		return nil, fmt.Errorf("pulling %s: %w", spec, err)
 	}
-	if err := s.record(ctx, r, want); err != nil {
+	desc, err := s.record(ctx, r, sm, want)
+	if err != nil {
 		return nil, err
 	}
-	img, err := s.loadImage(r.ref, r.desc.Digest)
+	img, err := s.loadImage(r.ref, desc)
 	if err != nil {
 		return nil, fmt.Errorf("pulling %s: %w", spec, err)
 	}
@@ -134,7 +139,7 @@ func (s *Store) Pull(ctx context.Context, ref string, po PullOptions) (*Image, e
 
 // fetchImage stores the config, every layer (in parallel) and last the
 // manifest.
-func (s *Store) fetchImage(ctx context.Context, r *resolved, po PullOptions) (PullStats, error) {
+func (s *Store) fetchImage(ctx context.Context, r *resolved, sm *storedManifest, po PullOptions) (PullStats, error) {
 	if err := s.writeBlob(bytes.NewReader(r.rawConfig), r.manifest.Config.Digest, int64(len(r.rawConfig))); err != nil {
 		return PullStats{}, err
 	}
@@ -169,7 +174,10 @@ func (s *Store) fetchImage(ctx context.Context, r *resolved, po PullOptions) (Pu
 	if err := g.Wait(); err != nil {
 		return PullStats{}, err
 	}
-	return stats, s.writeBlob(bytes.NewReader(r.rawManifest), r.desc.Digest, int64(len(r.rawManifest)))
+	if err := s.writeBlob(bytes.NewReader(r.rawManifest), r.desc.Digest, int64(len(r.rawManifest))); err != nil {
+		return PullStats{}, err
+	}
+	return stats, s.writeBlob(bytes.NewReader(sm.raw), sm.desc.Digest, int64(len(sm.raw)))
 }
 
 // uniqueLayers groups the manifest's layers by blob, so that a blob listed
@@ -287,19 +295,18 @@ func (s *Store) checkContent(digest, diffID v1.Hash, tarSize int64) error {
 }
 
 // record adds the image to index.json under its ref and platform.
-func (s *Store) record(ctx context.Context, r *resolved, want v1.Platform) error {
+func (s *Store) record(ctx context.Context, r *resolved, sm *storedManifest, want v1.Platform) (v1.Descriptor, error) {
 	plat := r.platform
-	desc := v1.Descriptor{
-		MediaType: r.desc.MediaType,
-		Size:      int64(len(r.rawManifest)),
-		Digest:    r.desc.Digest,
-		Platform:  &plat,
-		Annotations: map[string]string{
-			AnnotationRefName:  r.ref,
-			AnnotationPlatform: platformKey(want),
-		},
+	desc := sm.desc
+	desc.Platform = &plat
+	desc.Annotations = map[string]string{
+		AnnotationRefName:  r.ref,
+		AnnotationPlatform: platformKey(want),
 	}
-	return s.updateIndex(ctx, func(im *v1.IndexManifest) error {
+	if sm.source != (v1.Hash{}) {
+		desc.Annotations[AnnotationSourceDigest] = sm.source.String()
+	}
+	return desc, s.updateIndex(ctx, func(im *v1.IndexManifest) error {
 		putEntry(im, desc)
 		return nil
 	})

@@ -26,8 +26,8 @@ func pullImage(t *testing.T, platform string) v1.Image {
 
 // lsEntry is one image of `ocifs cache ls --json`.
 type lsEntry struct {
-	Ref, Platform, Digest, Problem string
-	Layers                         []struct {
+	Ref, Platform, Digest, Stored, Problem string
+	Layers                                 []struct {
 		Digest, DiffID, MediaType string
 		Size, Unpacked, Index     int64
 		Entries                   int
@@ -199,5 +199,30 @@ func TestCacheVerifyFindsCorruptBlob(t *testing.T) {
 	out := mustOcifs(t, nil, "cache", "prune", "--all")
 	if !strings.Contains(out, "forgot "+ref) {
 		t.Errorf("cache prune --all: %s", out)
+	}
+}
+
+// TestPullDockerMediaTypes: a Docker schema 2 image is stored with its
+// manifest converted to OCI (as skopeo copy does), so that skopeo reads
+// it; the cache still reports the registry's digest.
+func TestPullDockerMediaTypes(t *testing.T) {
+	reg := testregistry.Start(t)
+	img := ti.Image(t, [][]byte{ti.Layer(ti.File("a", "docker"))}, ti.WithDockerMediaTypes(), ti.WithPlatform("linux/amd64"))
+	ref := reg.Repo("docker") + ":v1"
+	ti.Push(t, img, ref)
+	digest, _ := img.Digest()
+	mustOcifs(t, nil, "pull", ref)
+	ls := cacheLs(t)
+	if len(ls) != 1 || ls[0].Digest != digest.String() || ls[0].Stored == "" || ls[0].Layers[0].MediaType != "application/vnd.oci.image.layer.v1.tar+gzip" {
+		t.Fatalf("cache ls: %+v", ls)
+	}
+	mustOcifs(t, nil, "cache", "verify")
+	stored, err := v1.NewHash(ls[0].Stored)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSkopeo(t, ref, stored, img)
+	if out := mustOcifs(t, nil, "cache", "prune"); !strings.Contains(out, "removed 0 files") {
+		t.Errorf("prune removed parts of the converted image: %s", out)
 	}
 }

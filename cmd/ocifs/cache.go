@@ -6,6 +6,7 @@ import (
 	"io"
 	"text/tabwriter"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/ocifs/ocifs/cache"
 	"github.com/urfave/cli/v2"
 )
@@ -58,6 +59,7 @@ type lsImage struct {
 	Ref      string            `json:"ref"`
 	Platform string            `json:"platform"`
 	Digest   string            `json:"digest"`
+	Stored   string            `json:"stored,omitempty"` // the converted OCI manifest of a Docker one
 	Size     int64             `json:"size"`
 	Unpacked int64             `json:"unpacked"`
 	Index    int64             `json:"index"`
@@ -80,6 +82,9 @@ func runCacheLs(c *cli.Context) error {
 	out := make([]lsImage, 0, len(infos))
 	for _, in := range infos {
 		li := lsImage{Ref: in.Ref, Platform: in.Platform, Digest: in.Digest.String(), Problem: in.Problem, Layers: in.Layers}
+		if in.Stored != (v1.Hash{}) {
+			li.Stored = in.Stored.String()
+		}
 		for _, l := range in.Layers {
 			li.Size += l.Size
 			li.Unpacked += l.UnpackedSize

@@ -275,3 +275,51 @@ func checkAgainstArchiveTar(t *testing.T, stream []byte, files map[string][]byte
 		}
 	}
 }
+
+// TestScanHugeSparse: a 20 GiB sparse file needs base-256 size fields
+// (GNU) or PAX size records; the extents must still land on its data.
+func TestScanHugeSparse(t *testing.T) {
+	tarBin := testenv.RequireTool(t, "tar", "apt-get install -y tar")
+	dir := t.TempDir()
+	const size = 20 << 30
+	data := map[int64]string{4096: "near the start", size - 5: "end!!", 12 << 30: "middle"}
+	f, err := os.Create(filepath.Join(dir, "huge"))
+	must(t, err)
+	must(t, f.Truncate(size))
+	for off, s := range data {
+		_, err := f.WriteAt([]byte(s), off)
+		must(t, err)
+	}
+	f.Close()
+	for _, format := range []string{"--format=gnu", "--format=posix"} {
+		out := filepath.Join(t.TempDir(), "h.tar")
+		if b, err := exec.Command(tarBin, "--sparse", format, "-C", dir, "-cf", out, "huge").CombinedOutput(); err != nil {
+			t.Fatalf("tar %s: %v\n%s", format, err, b)
+		}
+		stream, err := os.ReadFile(out)
+		must(t, err)
+		e := scanBytes(t, stream).Layer.Entries[0]
+		if e.Size != size || len(e.Sparse) == 0 {
+			t.Fatalf("%s: size %d, %d extents", format, e.Size, len(e.Sparse))
+		}
+		for off, s := range data {
+			if got := readSparse(stream, e.Sparse, off, len(s)); got != s {
+				t.Errorf("%s: at %d read %q, want %q", format, off, got, s)
+			}
+		}
+	}
+}
+
+// readSparse reads n logical bytes at off through the extents.
+func readSparse(stream []byte, exts []overlay.Extent, off int64, n int) string {
+	out := make([]byte, n)
+	for i := range out {
+		p := off + int64(i)
+		for _, x := range exts {
+			if p >= x.Off && p < x.Off+x.Len {
+				out[i] = stream[x.TarOff+p-x.Off]
+			}
+		}
+	}
+	return string(out)
+}
