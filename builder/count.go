@@ -12,8 +12,8 @@ import (
 const (
 	blockSize      = 4096
 	inodeSize      = 256
-	extraIsize     = 32  // s_want_extra_isize with extra_isize
-	dirTail        = 12  // metadata_csum tail of each directory block
+	extraIsize     = 32 // s_want_extra_isize with extra_isize
+	dirTail        = 12 // metadata_csum tail of each directory block
 	dirUsable      = blockSize - dirTail
 	fastSymlinkMax = 59  // targets this long live in the inode
 	extentsInInode = 4   // extent slots in i_block
