@@ -77,6 +77,7 @@ func mount(dir string, tree *overlay.Tree, content overlay.LayerReader, opts Opt
 	if err != nil {
 		return nil, mountError(abs, direct, err)
 	}
+	closeFUSEFdsOnExec()
 	s := &Server{srv: srv, fs: fsys, dir: abs, done: make(chan struct{})}
 	go func() {
 		srv.Serve()
