@@ -90,3 +90,34 @@ func mountinfoLine(t *testing.T, dir string) string {
 	}
 	return ""
 }
+
+// TestMountAllowOther mounts as root with --allow-other: another user gets
+// in, and the image's permissions apply to them.
+func TestMountAllowOther(t *testing.T) {
+	testenv.RequireRoot(t)
+	requireFUSEMount(t)
+	reg := testregistry.Start(t)
+	ref := reg.Repo("allow-other") + ":v1"
+	ti.Push(t, ti.Image(t, rulesLayers()), ref)
+	dir := filepath.Join(userDir(t, 0, 0), "mnt") // reachable by other users
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	unmountAtCleanup(t, dir)
+	mustOcifs(t, nil, "mount", "--allow-other", ref, dir)
+	defer mustOcifs(t, nil, "umount", dir)
+	for _, c := range []struct {
+		path string
+		ok   bool
+	}{{"etc/passwd", true}, {"etc/shadow", false}, {"home/alice/notes", false}} {
+		cmd := exec.Command("cat", filepath.Join(dir, c.path))
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobodyUID, Gid: nobodyGID}}
+		out, err := cmd.CombinedOutput()
+		if (err == nil) != c.ok {
+			t.Errorf("uid %d reading %s: %v %s (want allowed: %v)", nobodyUID, c.path, err, out, c.ok)
+		}
+	}
+	if line := mountinfoLine(t, dir); !strings.Contains(line, "allow_other") || !strings.Contains(line, "default_permissions") {
+		t.Errorf("mount options: %s", line)
+	}
+}

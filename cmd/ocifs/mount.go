@@ -21,7 +21,8 @@ func mountCommand() *cli.Command {
 		Description: "Pulls REF if it is not cached, then serves the merged layers (whiteouts applied) read-only\n" +
 			"at DIR, an existing empty directory. Returns once the mount answers, leaving a server in\n" +
 			"the background; 'ocifs umount DIR' stops it. The mount is private to you unless\n" +
-			"--allow-other; inside it, the image's owners and modes are shown but not enforced.",
+			"--allow-other; inside it, the image's owners and modes are shown but not enforced.\n" +
+			"The background server logs nothing once mounted: use --foreground --debug to watch it.",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "foreground", Aliases: []string{"f"}, Usage: "stay attached; Ctrl-C unmounts"},
 			&cli.BoolFlag{Name: "allow-other", Usage: "let other users in, enforcing the image's permissions (non-root: needs user_allow_other in /etc/fuse.conf)"},
