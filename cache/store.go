@@ -177,7 +177,7 @@ func (s *Store) writeBlob(r io.Reader, want v1.Hash, size int64) error {
 	}
 	if err := hw.check(want, size); err != nil {
 		t.abort()
-		return err
+		return fmt.Errorf("storing blob %s: %w", want, err)
 	}
 	return t.commit(s.blobPath(want))
 }

@@ -132,13 +132,13 @@ func (hw *hashWriter) sum() v1.Hash {
 }
 
 // check compares what was written with the expected digest and size
-// (size < 0: not checked).
+// (size < 0: not checked); the caller names the blob.
 func (hw *hashWriter) check(want v1.Hash, size int64) error {
 	if size >= 0 && hw.n != size {
-		return mismatchf("blob %s: got %d bytes, want %d", want, hw.n, size)
+		return mismatchf("got %d bytes, want %d", hw.n, size)
 	}
 	if got := hw.sum(); got != want {
-		return mismatchf("blob %s: content hashes to %s", want, got)
+		return mismatchf("content hashes to %s", got)
 	}
 	return nil
 }
