@@ -177,7 +177,9 @@ func dirBlocks(t *overlay.Tree, n *overlay.Node) uint64 {
 		total += e
 	}
 	leafRoom := uint64(dirUsable - dirUsable*htreeSlackPct/100)
-	leaves := ceilDiv(total, leafRoom) + 1 // +1: equal hashes stay together
+	// e2fsck closes a leaf once less than the slack is left in it, so
+	// every leaf but the last holds more than leafRoom bytes.
+	leaves := ceilDiv(total, leafRoom)
 	index := uint64(1)
 	if leaves > dxRootLimit {
 		index += ceilDiv(leaves, dxNodeLimit)

@@ -20,6 +20,7 @@ type build struct {
 	tree     *overlay.Tree
 	src      string
 	work     string
+	outDir   string
 	img      string
 	tools    Tools
 	opts     Options
@@ -47,7 +48,7 @@ func newBuild(t *overlay.Tree, src, work string, tools Tools, opts Options) (*bu
 		"E2FSCK_TIME="+now,
 	)
 	b := &build{
-		tree: t, src: src, work: work, tools: tools, opts: opts,
+		tree: t, src: src, work: work, outDir: filepath.Dir(work), tools: tools, opts: opts,
 		img:      filepath.Join(work, "image.ext4"),
 		r:        runner{env: env, log: opts.logger()},
 		uuid:     opts.UUID,
@@ -109,12 +110,12 @@ func (b *build) mkfs(ctx context.Context, l *Layout) error {
 	if err != nil {
 		return fmt.Errorf("creating the image file: %w", noSpace(err))
 	}
-	err = f.Truncate(l.Size())
+	err = f.Truncate(l.FileSize)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("sizing the image file to %d bytes: %w", l.Size(), noSpace(err))
+		return fmt.Errorf("sizing the image file to %d bytes: %w", l.FileSize, noSpace(err))
 	}
 	args := mkfsArgs(l, b.tree.Root(), b.src, b.img, b.uuid, b.hashSeed, b.opts.Label)
 	out, err := b.r.run(ctx, b.tools.Mkfs, args...)
@@ -122,7 +123,7 @@ func (b *build) mkfs(ctx context.Context, l *Layout) error {
 		return err
 	}
 	if out.code != 0 {
-		return mkfsError(out, l)
+		return mkfsError(out, l, b.outDir)
 	}
 	if strings.Contains(out.stderr, "too small for a journal") {
 		return &ToolError{Tool: "mkfs.ext4", Stderr: "made no journal: " + summarize(out.stderr, 3)}
@@ -137,15 +138,15 @@ var (
 	diskMsgs   = []string{"No space left on device", "short write", "Disk quota exceeded"}
 )
 
-func mkfsError(out output, l *Layout) error {
+func mkfsError(out output, l *Layout, outDir string) error {
 	msg := out.stderr + "\n" + out.stdout
 	switch {
 	case containsAny(msg, diskMsgs):
-		return fmt.Errorf("writing the image: %w", ErrNoSpace)
+		return fmt.Errorf("writing the image in %s: %w", outDir, ErrNoSpace)
 	case containsAny(msg, inodesMsgs):
 		return &TooSmallError{Inodes: true, Have: int64(l.Inodes), Need: int64(l.Content.Inodes)}
 	case containsAny(msg, fullMsgs):
-		return &TooSmallError{Have: l.Size(), Need: l.NeedSize()}
+		return &TooSmallError{Have: l.FileSize, Need: l.NeedSize()}
 	}
 	return &ToolError{Tool: "mkfs.ext4", Code: out.code, Stderr: summarize(msg, 6)}
 }
@@ -195,9 +196,9 @@ func (b *build) index(ctx context.Context, l *Layout) error {
 	case out.code == 0:
 		return nil
 	case containsAny(out.stdout+out.stderr, diskMsgs):
-		return fmt.Errorf("indexing directories: %w", ErrNoSpace)
+		return fmt.Errorf("indexing directories in %s: %w", b.outDir, ErrNoSpace)
 	case out.code >= 4 && containsAny(out.stdout+out.stderr, fullMsgs):
-		return &TooSmallError{Have: l.Size(), Need: l.NeedSize()}
+		return &TooSmallError{Have: l.FileSize, Need: l.NeedSize()}
 	}
 	return &CheckError{Stage: "after mkfs", Code: out.code, Summary: summarize(out.stdout+"\n"+out.stderr, 8)}
 }

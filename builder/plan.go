@@ -11,8 +11,13 @@ import (
 type Layout struct {
 	// Content is what the tree needs (data, directories, ...).
 	Content Content
-	// Blocks is the image size in 4 KiB blocks.
+	// Blocks is the filesystem size in 4 KiB blocks.
 	Blocks uint64
+	// FileSize is the image file's size: Blocks*4096, or exactly the
+	// fixed size asked for (the filesystem may then end a little before
+	// the file: mke2fs leaves out a last group too small for its own
+	// metadata, and small groups hold a multiple of 8 blocks).
+	FileSize int64
 	// Inodes is the inode count (what mke2fs makes of -N, rounded up to
 	// whole inode table blocks).
 	Inodes uint64
@@ -29,7 +34,7 @@ type Layout struct {
 	Need uint64
 }
 
-// Size returns the image size in bytes.
+// Size returns the filesystem size in bytes.
 func (l *Layout) Size() int64 { return int64(l.Blocks) * blockSize }
 
 // NeedSize returns the estimated used space in bytes.
@@ -92,12 +97,16 @@ func (o *Options) inodeCount(c Content) (uint64, error) {
 func (l *Layout) fixed(blocks, inodes uint64, opts Options) error {
 	l.Journal = journalFor(blocks, opts)
 	g, err := layoutOf(blocks, inodes, true)
-	if err != nil {
-		return &TooSmallError{Have: int64(blocks) * blockSize, Need: l.estimate(inodes) * blockSize}
+	if err == nil && g.lastSmall && g.groups > 1 {
+		g, err = layoutOf(blocks-blocks%g.bpg, inodes, true) // as mke2fs does
+	}
+	if err != nil || g.lastSmall {
+		return &TooSmallError{Have: opts.Size, Need: l.estimate(inodes) * blockSize}
 	}
 	l.set(g)
-	if g.lastSmall || blocks < l.minBlocks() || l.Overhead+l.Journal+l.Content.Dirs >= blocks {
-		return &TooSmallError{Have: int64(blocks) * blockSize, Need: int64(l.Need) * blockSize}
+	l.FileSize = opts.Size
+	if g.blocks < l.minBlocks() || l.Overhead+l.Journal+l.Content.Dirs >= g.blocks {
+		return &TooSmallError{Have: opts.Size, Need: int64(l.Need) * blockSize}
 	}
 	return nil
 }
@@ -126,6 +135,7 @@ func (l *Layout) auto(inodes uint64, opts Options) error {
 
 func (l *Layout) set(g geometry) {
 	l.Blocks = g.blocks
+	l.FileSize = int64(g.blocks) * blockSize
 	l.BlocksPerGroup = g.bpg
 	l.Inodes = g.inodes()
 	l.Overhead = g.overhead

@@ -85,9 +85,14 @@ func mkfsVersion(ctx context.Context, mkfs string) (string, error) {
 	if err != nil && !errors.As(err, &exitErr) {
 		return "", fmt.Errorf("%w: running %s -V: %v", ErrMissingTool, mkfs, err)
 	}
-	m := versionRE.FindStringSubmatch(out.String())
+	return parseMkfsVersion(mkfs, out.String())
+}
+
+// parseMkfsVersion reads mke2fs's version banner and checks it has -d.
+func parseMkfsVersion(mkfs, banner string) (string, error) {
+	m := versionRE.FindStringSubmatch(banner)
 	if m == nil {
-		return "", fmt.Errorf("%w: %s is not e2fsprogs' mke2fs (no version in %q)", ErrMissingTool, mkfs, summarize(out.String(), 2))
+		return "", fmt.Errorf("%w: %s is not e2fsprogs' mke2fs (no version in %q)", ErrMissingTool, mkfs, summarize(banner, 2))
 	}
 	major, _ := strconv.Atoi(m[1])
 	minor, _ := strconv.Atoi(m[2])
