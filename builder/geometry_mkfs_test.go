@@ -16,7 +16,7 @@ func TestGeometryMatchesMke2fs(t *testing.T) {
 		journal bool
 	}{
 		{16 << 20, 1000, true},
-		{64 << 20, 40000, true},           // two groups for the inodes
+		{64 << 20, 40000, true}, // two groups for the inodes
 		{(3*32768 + 5000) * 4096, 70000, true},
 		{(32768 + 30) * 4096, 100, false}, // last group too small: grown
 		{1200 << 20, 200000, true},        // 10 groups, backups in 0 1 3 5 7 9
