@@ -41,7 +41,15 @@ type Content struct {
 	Xattrs   uint64 // external xattr blocks
 	Extents  uint64 // extent tree blocks of big or fragmented files and dirs
 	Bytes    int64  // logical bytes of regular file content
+	// SymlinkLinks counts the extra paths of hardlinked symlinks:
+	// mkfs.ext4 -d copies them as separate symlinks (an inode, and a
+	// block if long, each) before Build links them together again.
+	SymlinkLinks uint64
 }
+
+// peakInodes is the inodes in use at the end of mkfs, before the
+// symlink copies are turned back into links.
+func (c Content) peakInodes() uint64 { return c.Inodes + c.SymlinkLinks }
 
 // Blocks returns the total blocks the content needs.
 func (c Content) Blocks() uint64 {
@@ -84,8 +92,10 @@ func (c *Content) add(t *overlay.Tree, n *overlay.Node) error {
 		// so every block may be an extent of its own.
 		c.Extents += extentTreeBlocks(b)
 	case overlay.TypeSymlink:
+		copies := uint64(max(n.Nlink(), 1))
+		c.SymlinkLinks += copies - 1
 		if len(n.Target()) > fastSymlinkMax {
-			c.Symlinks++
+			c.Symlinks += copies
 		}
 	}
 	x, err := xattrBlocks(n.Xattrs())

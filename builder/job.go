@@ -82,7 +82,7 @@ func (b *build) run(ctx context.Context, l *Layout) (*Result, error) {
 		l = bigger
 	}
 	b.res.Layout = l
-	if err := b.setRoot(ctx); err != nil {
+	if err := b.fixup(ctx); err != nil {
 		return nil, err
 	}
 	if err := b.phase(PhaseIndex, func() error { return b.index(ctx, l) }); err != nil {
@@ -144,7 +144,7 @@ func mkfsError(out output, l *Layout, outDir string) error {
 	case containsAny(msg, diskMsgs):
 		return fmt.Errorf("writing the image in %s: %w", outDir, ErrNoSpace)
 	case containsAny(msg, inodesMsgs):
-		return &TooSmallError{Inodes: true, Have: int64(l.Inodes), Need: int64(l.Content.Inodes)}
+		return &TooSmallError{Inodes: true, Have: int64(l.Inodes), Need: int64(l.Content.peakInodes())}
 	case containsAny(msg, fullMsgs):
 		return &TooSmallError{Have: l.FileSize, Need: l.NeedSize()}
 	}
@@ -159,30 +159,6 @@ func containsAny(s string, subs []string) bool {
 	}
 	return false
 }
-
-// setRoot gives the root directory the tree's mode and times with debugfs
-// and reads them back.
-func (b *build) setRoot(ctx context.Context) error {
-	root := b.tree.Root()
-	cmds, err := writeFile(b.work, "root.debugfs", rootCommands(root)+"stat /\n")
-	if err != nil {
-		return err
-	}
-	out, err := b.r.run(ctx, b.tools.Debugfs, "-w", "-f", cmds, b.img)
-	if err != nil {
-		return err
-	}
-	if msg := summarize(out.stderr, 6); out.code != 0 || msg != "" {
-		return &ToolError{Tool: "debugfs", Code: out.code, Stderr: msg}
-	}
-	want := fmt.Sprintf("Mode:  0%o", root.Mode()&0o7777)
-	if m := modeRE.FindString(out.stdout); m != want {
-		return fmt.Errorf("setting the root directory's mode: debugfs shows %q, want %q", m, want)
-	}
-	return nil
-}
-
-var modeRE = regexp.MustCompile(`Mode:\s+0[0-7]+`)
 
 // index rewrites directories with hash indexes (mke2fs -d leaves them
 // linear). e2fsck exits 0 when it only optimized; 1 or 2 mean it fixed a

@@ -96,16 +96,6 @@ func mkfsArgs(l *Layout, root *overlay.Node, src, img, uuid, hashSeed, label str
 	return append(args, "-d", src, img, fmt.Sprint(l.Blocks))
 }
 
-// rootCommands are the debugfs requests that give the root directory the
-// tree's mode and times, which mke2fs -d does not copy (root_owner sets
-// the owner; mke2fs copies the root's xattrs itself).
-func rootCommands(root *overlay.Node) string {
-	sec, _ := root.MTimeUnix()
-	t := timeOf(sec)
-	return fmt.Sprintf("sif / mode 0%o\nsif / mtime %s\nsif / atime %s\nsif / ctime %s\n",
-		0o040000|root.Mode()&0o7777, t, t, t)
-}
-
 func writeFile(dir, name, content string) (string, error) {
 	p := filepath.Join(dir, name)
 	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {

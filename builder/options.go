@@ -64,8 +64,9 @@ type Options struct {
 
 var uuidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 
-// validate checks the options that do not depend on the tree.
-func (o *Options) validate() error {
+// Validate checks the options that do not depend on the tree; Plan and
+// Build call it too.
+func (o *Options) Validate() error {
 	switch {
 	case o.Size < 0:
 		return fmt.Errorf("size %d is negative", o.Size)

@@ -53,7 +53,7 @@ const (
 // requested headroom, and accounts for the filesystem's own metadata.
 // It runs no program and touches no file.
 func Plan(t *overlay.Tree, opts Options) (*Layout, error) {
-	if err := opts.validate(); err != nil {
+	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
 	c, err := countTree(t)
@@ -76,19 +76,19 @@ func Plan(t *overlay.Tree, opts Options) (*Layout, error) {
 // free space.
 func (o *Options) inodeCount(c Content) (uint64, error) {
 	if o.Inodes > 0 {
-		if o.Inodes < c.Inodes {
-			return 0, &TooSmallError{Inodes: true, Have: int64(o.Inodes), Need: int64(c.Inodes)}
+		if o.Inodes < c.peakInodes() {
+			return 0, &TooSmallError{Inodes: true, Have: int64(o.Inodes), Need: int64(c.peakInodes())}
 		}
 		return o.Inodes, nil
 	}
 	extra := uint64(float64(c.Inodes) * o.Headroom / 100)
 	extra = max(extra, uint64(o.Free)/bytesPerFreeInode)
 	if o.Size > 0 {
-		if have, need := uint64(o.Size), (c.Blocks()+c.Inodes/inodesPerBlock)*blockSize; have > need {
+		if have, need := uint64(o.Size), (c.Blocks()+c.peakInodes()/inodesPerBlock)*blockSize; have > need {
 			extra = max(extra, (have-need)/bytesPerFreeInode)
 		}
 	}
-	return c.Inodes + extra, nil
+	return c.peakInodes() + extra, nil
 }
 
 // fixed lays out an image of the given size. It fails only when the

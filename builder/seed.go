@@ -40,8 +40,3 @@ func newestMTime(t *overlay.Tree) int64 {
 	}
 	return newest
 }
-
-// timeOf formats seconds for debugfs's set_inode_field.
-func timeOf(s int64) string {
-	return "@" + fmt.Sprint(s)
-}

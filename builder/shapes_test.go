@@ -80,6 +80,12 @@ var shapes = []shape{
 		f.mknod("dev/null", 0o20666, 1, 3)
 		f.mknod("dev/sda", 0o60660, 8, 0)
 		f.mkdir("tmp", 0o1777)
+		// hardlinked symlinks, short and long, with awkward names
+		f.symlink("etc/alternatives/a \"quoted\" name", "/usr/bin/su")
+		f.hardlink("etc/alternatives/second link", "etc/alternatives/a \"quoted\" name")
+		f.hardlink("usr/bin/third", "etc/alternatives/a \"quoted\" name")
+		f.symlink("usr/lib/long", strings.Repeat("../", 40)+"target")
+		f.hardlink("usr/lib/long2", "usr/lib/long")
 	}, 2, 64},
 }
 

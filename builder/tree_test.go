@@ -50,10 +50,6 @@ func entryOf(r fswalk.Record, seen map[string]bool) overlay.Entry {
 		e.Type = overlay.TypeDir
 	case fswalk.File:
 		e.Type, e.Size = overlay.TypeRegular, r.Size
-		if len(r.Links) > 1 && seen[r.Links[0]] {
-			e.Type, e.Size, e.Linkname = overlay.TypeHardlink, 0, r.Links[0]
-		}
-		seen[r.Path] = true
 	case fswalk.Symlink:
 		e.Type = overlay.TypeSymlink
 	case fswalk.Char:
@@ -63,6 +59,10 @@ func entryOf(r fswalk.Record, seen map[string]bool) overlay.Entry {
 	case fswalk.Fifo:
 		e.Type = overlay.TypeFifo
 	}
+	if len(r.Links) > 1 && seen[r.Links[0]] {
+		e.Type, e.Size, e.Linkname = overlay.TypeHardlink, 0, r.Links[0]
+	}
+	seen[r.Path] = true
 	return e
 }
 
