@@ -14,8 +14,8 @@ import (
 
 	"github.com/ocifs/ocifs/internal/fswalk"
 	"github.com/ocifs/ocifs/internal/oracle"
-	ti "github.com/ocifs/ocifs/internal/testimage"
 	"github.com/ocifs/ocifs/internal/testenv"
+	ti "github.com/ocifs/ocifs/internal/testimage"
 	"github.com/ocifs/ocifs/internal/testregistry"
 )
 
