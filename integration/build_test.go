@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -75,6 +76,17 @@ func fileSHA256(t testing.TB, p string) string {
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }
+
+func statUID(fi os.FileInfo) int {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return int(st.Uid)
+	}
+	return -1
+}
+
+// sleepSecond lets the clock move, so a timestamp taken from it would
+// show in a second build.
+func sleepSecond() { time.Sleep(1100 * time.Millisecond) }
 
 // buildLayers are the images of the build tests: the merge rules image
 // (whiteouts, opaque directories, hardlinks across layers, devices,
