@@ -7,17 +7,20 @@ import (
 // freeze turns the merge's mutable tree into a Tree. Directories are
 // numbered breadth first and their children stored as one sorted run, so
 // both inode numbers and listings depend only on the merged content.
-func freeze(root *inode) *Tree {
-	t := &Tree{}
-	inos := map[*inode]uint32{}
+// sizeHint, the number of inodes the merge made, is an upper bound of the
+// tree's size used to allocate its arrays once.
+func freeze(root *inode, sizeHint int) *Tree {
+	t := &Tree{
+		nodes:   make([]Node, 0, sizeHint+1),
+		dirents: make([]Dirent, 0, sizeHint),
+	}
 	number := func(n *inode) (uint32, bool) {
-		if ino, ok := inos[n]; ok {
-			return ino, false
+		if n.ino != 0 {
+			return n.ino, false
 		}
-		ino := uint32(len(t.nodes)) + RootIno
-		inos[n] = ino
-		t.nodes = append(t.nodes, t.node(n, ino))
-		return ino, true
+		n.ino = uint32(len(t.nodes)) + RootIno
+		t.nodes = append(t.nodes, t.node(n, n.ino))
+		return n.ino, true
 	}
 	number(root)
 	t.nodes[0].parent = RootIno
@@ -25,7 +28,7 @@ func freeze(root *inode) *Tree {
 	for len(queue) > 0 {
 		d := queue[0]
 		queue = queue[1:]
-		dino := inos[d]
+		dino := d.ino
 		names := make([]string, 0, len(d.kids))
 		for name := range d.kids {
 			names = append(names, name)

@@ -38,6 +38,7 @@ type inode struct {
 	e     *Entry // attributes and content; nil for a directory Merge created
 	layer int    // where e comes from (for content), or the creating layer
 	kids  map[string]*inode
+	ino   uint32 // assigned by freeze
 }
 
 func (n *inode) isDir() bool { return n.kids != nil }
@@ -52,6 +53,7 @@ type merger struct {
 	observe func(layer int, l *Layer)
 	stack   []*inode // resolve's scratch space
 	raw     bool     // markers are plain files (Raw)
+	made    int      // inodes made, a bound on the tree's size
 }
 
 func newMerger() *merger {
@@ -69,7 +71,7 @@ func Merge(layers []*Layer) (*Tree, error) {
 			return nil, err
 		}
 	}
-	return freeze(m.root), nil
+	return freeze(m.root, m.made), nil
 }
 
 // Raw returns one layer's own content as a tree, whiteout markers kept as
@@ -81,7 +83,7 @@ func Raw(l *Layer, index int) (*Tree, error) {
 	if err := m.apply(index, l, true); err != nil {
 		return nil, err
 	}
-	return freeze(m.root), nil
+	return freeze(m.root, m.made), nil
 }
 
 // apply merges one layer. Whiteouts and opaque markers act on the lower
@@ -223,6 +225,7 @@ func (m *merger) add(layer int, p string, e *Entry, raw bool) error {
 // inode its target has now.
 func (m *merger) newNode(layer int, p string, e *Entry, raw bool) (*inode, error) {
 	if e.Type != TypeHardlink {
+		m.made++
 		n := &inode{e: e, layer: layer}
 		if e.Type == TypeDir {
 			n.kids = map[string]*inode{}
@@ -299,6 +302,7 @@ func (m *merger) resolve(layer int, p string, followLast, create bool) (*inode, 
 		case next == nil && strings.HasPrefix(c, whiteoutPrefix) && !m.raw:
 			return nil, errMarkerDir
 		case next == nil:
+			m.made++
 			next = &inode{layer: layer, kids: map[string]*inode{}}
 			cur.kids[c] = next
 		case kind(next) == TypeSymlink && (rest != "" || followLast):
