@@ -97,3 +97,20 @@ func BenchmarkLookup(b *testing.B) {
 		i += 7919
 	}
 }
+
+// BenchmarkUnmarshalTree measures what a warm mount pays instead of
+// loading indexes and merging.
+func BenchmarkUnmarshalTree(b *testing.B) {
+	tr, err := Merge([]*Layer{bigLayer(bigNames(100_000))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	data := tr.MarshalBinary(1)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := UnmarshalTree(data, 1); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(len(data))/100_000, "file-B/entry")
+}
