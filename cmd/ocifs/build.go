@@ -203,7 +203,7 @@ func getForBuild(c *cli.Context, g *globals, req *buildRequest) (*cache.Image, e
 // directory, runs the builder over it and unmounts.
 func buildImage(ctx context.Context, g *globals, img *cache.Image, req *buildRequest, show *phases) (*builder.Result, error) {
 	show.start("merge")
-	tree, _, err := mergeImage(ctx, img, 0)
+	tree, err := mergeImage(ctx, img, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -217,7 +217,17 @@ func buildImage(ctx context.Context, g *globals, img *cache.Image, req *buildReq
 	if err != nil {
 		return nil, err
 	}
-	res, err := runBuilder(ctx, g, tree, mnt, img, req, show)
+	total := contentBytes(tree)
+	read := func() string {
+		return fmt.Sprintf("%s of %s read", humanBytes(int64(srv.Stats().ReadBytes)), humanBytes(total))
+	}
+	res, err := runBuilder(ctx, g, tree, mnt, img, req, func(p builder.Phase) {
+		if p == builder.PhaseMkfs {
+			show.startWith(string(p), read)
+		} else {
+			show.start(string(p))
+		}
+	})
 	if uerr := srv.Unmount(); uerr != nil {
 		g.Log.Warn("unmounting the build's mount", "dir", mnt, "error", uerr)
 		if err == nil {
@@ -227,16 +237,27 @@ func buildImage(ctx context.Context, g *globals, img *cache.Image, req *buildReq
 	return res, err
 }
 
-func runBuilder(ctx context.Context, g *globals, tree *overlay.Tree, mnt string, img *cache.Image, req *buildRequest, show *phases) (*builder.Result, error) {
+func runBuilder(ctx context.Context, g *globals, tree *overlay.Tree, mnt string, img *cache.Image, req *buildRequest, progress func(builder.Phase)) (*builder.Result, error) {
 	opts := req.Opts
 	opts.Seed = img.Digest.String()
 	opts.Logger = g.Log
-	opts.Progress = func(p builder.Phase) { show.start(string(p)) }
+	opts.Progress = progress
 	res, err := builder.Build(ctx, tree, mnt, req.Out, opts)
 	if err != nil {
 		return nil, fmt.Errorf("building %s: %w", req.Out, err)
 	}
 	return res, nil
+}
+
+// contentBytes is the size of the tree's file content, what mkfs reads.
+func contentBytes(t *overlay.Tree) int64 {
+	var n int64
+	for ino := uint64(overlay.RootIno); ino < uint64(overlay.RootIno+t.Len()); ino++ {
+		if nd := t.Node(ino); nd.Type() == overlay.TypeRegular {
+			n += nd.Size()
+		}
+	}
+	return n
 }
 
 // buildSummary is the line printed after a build on a terminal or with

@@ -15,9 +15,10 @@ type phases struct {
 	w   io.Writer
 	tty bool
 
-	mu      sync.Mutex // guards name, started, ticker
+	mu      sync.Mutex // guards name, started, detail, ticker
 	name    string
 	started time.Time
+	detail  func() string // more about the running phase, or nil
 	ticker  *time.Ticker
 	done    chan struct{}
 }
@@ -27,14 +28,18 @@ func newPhases(w io.Writer, tty bool) *phases {
 }
 
 // start ends the running phase and begins the named one.
-func (p *phases) start(name string) {
+func (p *phases) start(name string) { p.startWith(name, nil) }
+
+// startWith is start with a detail shown after the elapsed time (called
+// at each redraw).
+func (p *phases) startWith(name string, detail func() string) {
 	if !p.tty {
 		return
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.finishLocked()
-	p.name, p.started = name, time.Now()
+	p.name, p.started, p.detail = name, time.Now(), detail
 	p.drawLocked()
 	if p.ticker == nil {
 		p.ticker = time.NewTicker(200 * time.Millisecond)
@@ -72,15 +77,22 @@ func (p *phases) tick(t *time.Ticker) {
 
 func (p *phases) drawLocked() {
 	if p.name != "" {
-		fmt.Fprintf(p.w, "\r\033[K%-6s %s", p.name, elapsed(time.Since(p.started)))
+		fmt.Fprintf(p.w, "\r\033[K%-6s %s%s", p.name, elapsed(time.Since(p.started)), p.detailLocked())
 	}
 }
 
 func (p *phases) finishLocked() {
 	if p.name != "" {
-		fmt.Fprintf(p.w, "\r\033[K%-6s %s done\n", p.name, elapsed(time.Since(p.started)))
-		p.name = ""
+		fmt.Fprintf(p.w, "\r\033[K%-6s %s%s done\n", p.name, elapsed(time.Since(p.started)), p.detailLocked())
+		p.name, p.detail = "", nil
 	}
+}
+
+func (p *phases) detailLocked() string {
+	if p.detail == nil {
+		return ""
+	}
+	return "  " + p.detail()
 }
 
 func elapsed(d time.Duration) string {
