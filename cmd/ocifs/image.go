@@ -36,31 +36,28 @@ func imageArg(c *cli.Context, want int) (string, error) {
 	return c.Args().First(), nil
 }
 
-// mergeImage loads the image's layer indexes and merges the first n
-// layers (all when n <= 0). A layer Merge rejects is named by its digest.
-func mergeImage(ctx context.Context, img *cache.Image, n int) (*overlay.Tree, []*overlay.Layer, error) {
+// mergeImage returns the merged tree of the image's first n layers (all
+// when n <= 0), saved by an earlier run or merged now. A layer Merge
+// rejects is named by its digest.
+func mergeImage(ctx context.Context, img *cache.Image, n int) (*overlay.Tree, error) {
 	if n > len(img.Layers) {
-		return nil, nil, usagef("--layers %d: the image has %d layers", n, len(img.Layers))
+		return nil, usagef("--layers %d: the image has %d layers", n, len(img.Layers))
 	}
-	layers, err := img.Indexes(ctx)
+	tree, err := img.Tree(ctx, n)
 	if err != nil {
-		return nil, nil, err
+		return nil, layerError(img, err)
 	}
-	if n > 0 {
-		layers = layers[:n]
-	}
-	tree, err := overlay.Merge(layers)
-	if err != nil {
-		return nil, nil, layerError(img, err)
-	}
-	return tree, layers, nil
+	return tree, nil
 }
 
 // layerError names the layer of an overlay.EntryError by its digest and
 // marks it an image problem.
 func layerError(img *cache.Image, err error) error {
 	var ee *overlay.EntryError
-	if errors.As(err, &ee) && ee.Layer >= 0 && ee.Layer < len(img.Layers) {
+	if !errors.As(err, &ee) {
+		return err // not the image's shape: loading the indexes failed
+	}
+	if ee.Layer >= 0 && ee.Layer < len(img.Layers) {
 		return fmt.Errorf("%w: merging layer %d (%s): entry %q: %w",
 			cache.ErrInvalidImage, ee.Layer, img.Layers[ee.Layer].Digest, ee.Name, ee.Err)
 	}

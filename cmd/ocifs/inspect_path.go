@@ -46,9 +46,16 @@ type pathJSON struct {
 }
 
 func inspectPath(c *cli.Context, img *cache.Image, n int, p string) error {
-	tree, layers, err := mergeImage(c.Context, img, n)
+	tree, err := mergeImage(c.Context, img, n)
 	if err != nil {
 		return err
+	}
+	layers, err := img.Indexes(c.Context)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		layers = layers[:n]
 	}
 	events, err := overlay.History(layers, p)
 	if err != nil {

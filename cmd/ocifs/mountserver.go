@@ -251,8 +251,7 @@ func openMount(ctx context.Context, g *globals, req *mountRequest) (*openedMount
 // --layer's raw view.
 func mountTree(ctx context.Context, img *cache.Image, req *mountRequest) (*overlay.Tree, error) {
 	if req.Layer < 0 {
-		tree, _, err := mergeImage(ctx, img, req.Layers)
-		return tree, err
+		return mergeImage(ctx, img, req.Layers)
 	}
 	if err := checkLayerFlags(img, req); err != nil {
 		return nil, err

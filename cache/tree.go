@@ -1,0 +1,70 @@
+package cache
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/ocifs/ocifs/overlay"
+)
+
+// treesDir holds merged trees, saved so that a warm mount neither loads
+// the layer indexes nor merges them again.
+const treesDir = "ocifs/trees"
+
+// Tree returns the merged tree of the image's first n layers (all when
+// n <= 0). A tree saved by an earlier call for the same layers (by
+// diffID, in order) and the same overlay.TreeVersion is loaded; a missing,
+// damaged or outdated one is merged afresh from the indexes and saved
+// atomically. Merge errors are returned as they are (*overlay.EntryError).
+func (img *Image) Tree(ctx context.Context, n int) (*overlay.Tree, error) {
+	if n <= 0 || n > len(img.Layers) {
+		n = len(img.Layers)
+	}
+	path := img.store.treePath(img.Layers[:n])
+	if data, err := os.ReadFile(path); err == nil {
+		t, err := overlay.UnmarshalTree(data, n)
+		if err == nil {
+			return t, nil
+		}
+		img.store.log.Warn("saved merged tree is unusable; merging again", "path", path, "err", err)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		img.store.log.Warn("reading saved merged tree", "path", path, "err", err)
+	}
+	layers, err := img.Indexes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	t, err := overlay.Merge(layers[:n])
+	if err != nil {
+		return nil, err
+	}
+	if err := img.store.saveTree(path, t.MarshalBinary(n)); err != nil {
+		img.store.log.Warn("saving merged tree", "path", path, "err", err)
+	}
+	return t, nil
+}
+
+// treePath names the saved tree of a layer stack.
+func (s *Store) treePath(layers []Layer) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "ocifs merged tree v%d\n", overlay.TreeVersion)
+	for _, l := range layers {
+		h.Write([]byte(l.DiffID.String() + "\n"))
+	}
+	h.Write([]byte(strconv.Itoa(len(layers))))
+	return filepath.Join(s.dir, treesDir, "sha256", hex.EncodeToString(h.Sum(nil)))
+}
+
+func (s *Store) saveTree(path string, data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return s.writeFileAtomic(path, data)
+}
