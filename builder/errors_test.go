@@ -121,3 +121,38 @@ func TestMissingTools(t *testing.T) {
 	}
 	noLeftovers(t, dir)
 }
+
+// TestRetryWhenShort gives Build a source with more data than the tree
+// it sizes from (a file grew after the tree was taken): mkfs runs out of
+// space, and the automatically sized build is redone bigger instead of
+// failing.
+func TestRetryWhenShort(t *testing.T) {
+	requireE2fsprogs(t)
+	src := dataDir(t, 20)
+	tree := dirTree(t, src)
+	f, err := os.OpenFile(filepath.Join(src, "data", name(0, 6)), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(randomBytes(rand.New(rand.NewPCG(9, 9)), 3<<20)); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	out := filepath.Join(t.TempDir(), "image.ext4")
+	res, err := Build(context.Background(), tree, src, out, Options{})
+	if err != nil {
+		t.Fatalf("Build: %v", err)
+	}
+	if res.Retries != 1 {
+		t.Errorf("%d retries, want 1", res.Retries)
+	}
+	if os.Geteuid() == 0 {
+		sameTree(t, src, out)
+	}
+	// With the size fixed, the same shortfall is an error.
+	_, err = Build(context.Background(), tree, src, out+".fixed", Options{Size: int64(res.Layout.Need*blockSize) * 9 / 10})
+	var small *TooSmallError
+	if !errors.As(err, &small) {
+		t.Errorf("fixed size: %v, want TooSmallError", err)
+	}
+}

@@ -86,6 +86,8 @@ var shapes = []shape{
 		f.hardlink("usr/bin/third", "etc/alternatives/a \"quoted\" name")
 		f.symlink("usr/lib/long", strings.Repeat("../", 40)+"target")
 		f.hardlink("usr/lib/long2", "usr/lib/long")
+		f.symlink("etc/alternatives/back\\slash\ttab ünï", "x")
+		f.hardlink("etc/alternatives/'single' quote", "etc/alternatives/back\\slash\ttab ünï")
 	}, 2, 64},
 }
 
