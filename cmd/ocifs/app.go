@@ -134,6 +134,13 @@ func getGlobals(c *cli.Context) (*globals, error) {
 		}
 		g.CacheDir = dir
 	}
+	// Absolute, so that a background mount server (which runs in "/")
+	// finds the same cache.
+	dir, err := filepath.Abs(g.CacheDir)
+	if err != nil {
+		return nil, fmt.Errorf("resolving the cache directory: %w", err)
+	}
+	g.CacheDir = dir
 	level := slog.LevelWarn
 	if g.Debug {
 		level = slog.LevelDebug

@@ -120,6 +120,9 @@ func pullForMount(c *cli.Context, g *globals, req *mountRequest) error {
 		return err
 	}
 	defer img.Close()
+	// The server runs in "/": hand it the normalized ref, whose oci: and
+	// docker-archive: paths are absolute.
+	req.Ref = img.Ref
 	return checkLayerFlags(img, req)
 }
 
