@@ -85,10 +85,12 @@ func withGlobalFlags(c *cli.Command) {
 
 func globalFlags() []cli.Flag {
 	return []cli.Flag{
+		// No EnvVars: urfave/cli would let the environment of an inner
+		// command's copy of the flag beat the flag typed before the command.
+		// getGlobals reads OCIFS_CACHE_DIR itself.
 		&cli.StringFlag{
-			Name:    "cache-dir",
-			Usage:   "where images, layer indexes and content are kept (default: $XDG_CACHE_HOME/ocifs)",
-			EnvVars: []string{"OCIFS_CACHE_DIR"},
+			Name:  "cache-dir",
+			Usage: "where images, layer indexes and content are kept (default: $OCIFS_CACHE_DIR, else $XDG_CACHE_HOME/ocifs)",
 		},
 		&cli.StringFlag{
 			Name:  "platform",
@@ -126,6 +128,9 @@ func getGlobals(c *cli.Context) (*globals, error) {
 		Insecure: lookupBool(c, "insecure"),
 		Debug:    lookupBool(c, "debug"),
 		Verbose:  lookupBool(c, "verbose"),
+	}
+	if g.CacheDir == "" {
+		g.CacheDir = os.Getenv("OCIFS_CACHE_DIR")
 	}
 	if g.CacheDir == "" {
 		dir, err := defaultCacheDir()
