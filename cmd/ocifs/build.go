@@ -126,7 +126,7 @@ func runBuild(c *cli.Context) error {
 		return err
 	}
 	show := newPhases(c.App.ErrWriter, isTerminal(c.App.ErrWriter))
-	img, err := getForBuild(c, g, req)
+	img, err := fetchImage(c, g, req.Ref, false, 0)
 	if err != nil {
 		return err
 	}
@@ -173,30 +173,6 @@ func unwrapPathErr(err error) error {
 		return pe.Err
 	}
 	return err
-}
-
-// getForBuild gets the image from the cache, pulling it if needed, with
-// per-layer bars on a terminal.
-func getForBuild(c *cli.Context, g *globals, req *buildRequest) (*cache.Image, error) {
-	store, err := openStore(g)
-	if err != nil {
-		return nil, err
-	}
-	var bars *pullBars
-	var progress func(cache.Progress)
-	if isTerminal(c.App.ErrWriter) {
-		bars = newPullBars(c.Context, c.App.ErrWriter)
-		progress = bars.update
-	}
-	po, err := pullOptions(g, progress)
-	if err != nil {
-		return nil, err
-	}
-	img, err := store.Get(c.Context, req.Ref, po)
-	if bars != nil {
-		bars.finish()
-	}
-	return img, err
 }
 
 // buildImage merges the layers, mounts the tree privately on a temporary

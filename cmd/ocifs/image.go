@@ -15,6 +15,36 @@ func openStore(g *globals) (*cache.Store, error) {
 	return cache.Open(g.CacheDir, cache.Options{Logger: g.Log, Insecure: g.Insecure})
 }
 
+// fetchImage opens the cache and returns ref's image: the stored copy if
+// complete (Get), or pulled afresh when pull is set; per-layer bars show
+// on a terminal while layers are fetched.
+func fetchImage(c *cli.Context, g *globals, ref string, pull bool, jobs int) (*cache.Image, error) {
+	store, err := openStore(g)
+	if err != nil {
+		return nil, err
+	}
+	var bars *pullBars
+	var progress func(cache.Progress)
+	if isTerminal(c.App.ErrWriter) {
+		bars = newPullBars(c.Context, c.App.ErrWriter)
+		progress = bars.update
+	}
+	po, err := pullOptions(g, progress)
+	if err != nil {
+		return nil, err
+	}
+	po.Jobs = jobs
+	get := store.Get
+	if pull {
+		get = store.Pull
+	}
+	img, err := get(c.Context, ref, po)
+	if bars != nil {
+		bars.finish()
+	}
+	return img, err
+}
+
 // pullOptions turns the global flags into cache.PullOptions.
 func pullOptions(g *globals, progress func(cache.Progress)) (cache.PullOptions, error) {
 	po := cache.PullOptions{Progress: progress}

@@ -98,24 +98,7 @@ func runMount(c *cli.Context) error {
 }
 
 func pullForMount(c *cli.Context, g *globals, req *mountRequest) error {
-	store, err := openStore(g)
-	if err != nil {
-		return err
-	}
-	var bars *pullBars
-	var progress func(cache.Progress)
-	if isTerminal(c.App.ErrWriter) {
-		bars = newPullBars(c.Context, c.App.ErrWriter)
-		progress = bars.update
-	}
-	po, err := pullOptions(g, progress)
-	if err != nil {
-		return err
-	}
-	img, err := store.Get(c.Context, req.Ref, po)
-	if bars != nil {
-		bars.finish()
-	}
+	img, err := fetchImage(c, g, req.Ref, false, 0)
 	if err != nil {
 		return err
 	}

@@ -32,25 +32,7 @@ func runPull(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	s, err := openStore(g)
-	if err != nil {
-		return err
-	}
-	var bars *pullBars
-	var progress func(cache.Progress)
-	if isTerminal(c.App.ErrWriter) {
-		bars = newPullBars(c.Context, c.App.ErrWriter)
-		progress = bars.update
-	}
-	po, err := pullOptions(g, progress)
-	if err != nil {
-		return err
-	}
-	po.Jobs = c.Int("jobs")
-	img, err := s.Pull(c.Context, ref, po)
-	if bars != nil {
-		bars.finish()
-	}
+	img, err := fetchImage(c, g, ref, true, c.Int("jobs"))
 	if err != nil {
 		return err
 	}
