@@ -9,13 +9,13 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/ocifs/ocifs/internal/faultproxy"
 )
 
 // faultyRegistry serves the in-process registry through a fault hook
@@ -91,32 +91,29 @@ func TestPullWrongBytesIsDigestMismatch(t *testing.T) {
 	checkImageAgainst(t, got, layers)
 }
 
+// TestPullCutMidBlobThenRerun: a blob whose response breaks off half-way,
+// and whose resumptions bring nothing, fails after the retries, leaving
+// nothing; a rerun against a healthy registry completes.
 func TestPullCutMidBlobThenRerun(t *testing.T) {
-	host, reg := startFaultyRegistry(t)
+	host, proxy := startProxiedRegistry(t)
 	img, layers := threeLayers(t)
 	ref := host + "/test/cut:v1"
 	push(t, ref, img)
 	cut := layers[0].digest()
-	reg.setFault(func(w http.ResponseWriter, r *http.Request, body []byte) bool {
-		if !strings.HasSuffix(r.URL.Path, cut.String()) {
-			return false
-		}
-		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-		w.WriteHeader(http.StatusOK)
-		w.Write(body[:len(body)/2])
-		w.(http.Flusher).Flush()
-		panic(http.ErrAbortHandler) // drop the connection mid-body
-	})
-	s := openStore(t, "")
+	proxy.Add(
+		faultproxy.Rule{Path: cut.String(), Fault: faultproxy.Drop, After: int64(len(layers[0].blob) / 2), Times: 1},
+		faultproxy.Rule{Path: cut.String(), Fault: faultproxy.Drop, After: 0},
+	)
+	s := openFastStore(t, "")
 	_, err := s.Pull(context.Background(), ref, PullOptions{})
-	if err == nil || !contains(err, cut.String()) || isErr(err, ErrDigestMismatch) {
-		t.Fatalf("err = %v, want a fetch error naming %s (not a digest mismatch)", err, cut)
+	if err == nil || !contains(err, cut.String()) || !contains(err, "giving up after 4 attempts") || isErr(err, ErrDigestMismatch) {
+		t.Fatalf("err = %v, want a fetch error naming %s after 4 attempts (not a digest mismatch)", err, cut)
 	}
 	if exists(s.blobPath(cut)) {
 		t.Fatal("partial blob under its final name")
 	}
 	checkNoTemps(t, s)
-	reg.setFault(nil)
+	proxy.Reset()
 	got, err := s.Pull(context.Background(), ref, PullOptions{})
 	must(t, err)
 	defer got.Close()

@@ -9,6 +9,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/ocifs/ocifs/cache/internal/tarindex"
 	"github.com/ocifs/ocifs/overlay"
 	"golang.org/x/sync/errgroup"
 )
@@ -40,6 +41,14 @@ type Layer struct {
 	UncompressedSize int64 // tar stream size
 	Entries          int   // tar entries in the index
 	Whiteouts        int   // entries named .wh.*
+
+	indexBytes int64 // the index file's payload
+}
+
+// indexMemory estimates what the layer's decoded index costs: one
+// overlay.Entry per entry plus the payload, which holds its strings.
+func (l *Layer) indexMemory() int64 {
+	return int64(l.Entries)*tarindex.EntryBytes + l.indexBytes
 }
 
 // PullStats say what a Pull did.
@@ -87,6 +96,9 @@ func (img *Image) Close() error {
 // fails its checks (corrupt, truncated, older version) is rebuilt from the
 // local blob, without network.
 func (img *Image) Indexes(ctx context.Context) ([]*overlay.Layer, error) {
+	if err := img.checkIndexMemory(); err != nil {
+		return nil, err
+	}
 	out := make([]*overlay.Layer, len(img.Layers))
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(4)
@@ -101,6 +113,24 @@ func (img *Image) Indexes(ctx context.Context) ([]*overlay.Layer, error) {
 		return nil, err
 	}
 	return out, nil
+}
+
+// checkIndexMemory applies Limits.MaxIndexMemory to the image's layers
+// together, from their index headers, before any is decoded.
+func (img *Image) checkIndexMemory() error {
+	max := img.store.limits.MaxIndexMemory
+	if max < 0 {
+		return nil
+	}
+	var total int64
+	for i := range img.Layers {
+		total += img.Layers[i].indexMemory()
+	}
+	if total > max {
+		return limitErrorf(LimitIndexMemory, max, "loading the indexes of %s: %d layers need about %d bytes of memory, over the limit of %d (%s)",
+			img.Ref, len(img.Layers), total, max, LimitIndexMemory)
+	}
+	return nil
 }
 
 func (s *Store) loadIndex(ctx context.Context, l *Layer) (*overlay.Layer, error) {

@@ -25,12 +25,18 @@ import (
 type testLayer struct {
 	blob, tar []byte
 	mt        types.MediaType
+	diff      v1.Hash // if set, the diffID (tar is then not kept)
 }
 
 var _ v1.Layer = (*testLayer)(nil)
 
 func (l *testLayer) Digest() (v1.Hash, error) { return sha256Hash(l.blob), nil }
-func (l *testLayer) DiffID() (v1.Hash, error) { return sha256Hash(l.tar), nil }
+func (l *testLayer) DiffID() (v1.Hash, error) {
+	if l.diff != (v1.Hash{}) {
+		return l.diff, nil
+	}
+	return sha256Hash(l.tar), nil
+}
 func (l *testLayer) Compressed() (io.ReadCloser, error) {
 	return io.NopCloser(bytes.NewReader(l.blob)), nil
 }

@@ -46,17 +46,27 @@ type pass struct {
 	unpackTmp  *tempFile
 	unpackBuf  *bufio.Writer
 	diffHash   *hashWriter
+	decoded    *errReader // the decompressor's output
 	compressed compression
 }
 
 // runLayerPass makes the layer complete in the store in one read of its blob.
 func (s *Store) runLayerPass(ctx context.Context, job *layerJob) (*layerOutcome, error) {
+	if max := s.limits.MaxLayerSize; max >= 0 && job.size > max {
+		return nil, limitErrorf(LimitLayerSize, max, "layer %s: blob of %d bytes exceeds the limit of %d (%s)", job.digest, job.size, max, LimitLayerSize)
+	}
 	rc, err := job.open(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("fetching layer %s: %w", job.digest, classifyRemote(err))
 	}
 	defer rc.Close()
-	p := &pass{s: s, job: job, src: &sourceReader{r: rc, progress: job.progress}}
+	// One byte more than announced is enough to fail the size check; a
+	// source that streams on forever is not read further.
+	var r io.Reader = rc
+	if job.size >= 0 {
+		r = io.LimitReader(rc, job.size+1)
+	}
+	p := &pass{s: s, job: job, src: &sourceReader{r: r, progress: job.progress}}
 	defer p.cleanup()
 	res, err := p.stream()
 	if err != nil {
@@ -86,6 +96,11 @@ func (p *pass) stream() (*tarindex.Result, error) {
 	br := bufio.NewReaderSize(io.TeeReader(p.src, p.blobHash), 1<<20)
 	p.compressed = sniff(br)
 	res, scanErr := p.scan(br)
+	if errors.Is(scanErr, ErrLimit) {
+		// Reading the rest of a bomb to check its digest would cost what
+		// the limit is there to prevent.
+		return nil, scanErr
+	}
 	// Read what the decoder and the scanner left, so that the digest
 	// covers the whole blob whatever happened above.
 	if _, err := io.Copy(io.Discard, br); err != nil && scanErr == nil {
@@ -111,13 +126,17 @@ func (p *pass) stream() (*tarindex.Result, error) {
 }
 
 // scan decompresses br and scans the tar stream, copying it to the
-// unpacked temp file when the blob is compressed.
+// unpacked temp file when the blob is compressed. The uncompressed stream
+// is counted against Limits.MaxLayerSize as it is produced, so that a
+// decompression bomb stops there.
 func (p *pass) scan(br *bufio.Reader) (*tarindex.Result, error) {
 	ur, release, err := decompressor(p.compressed, br)
 	if err != nil {
 		return nil, errorf(ErrInvalidImage, "layer %s: %v", p.job.digest, err)
 	}
 	defer release()
+	p.decoded = &errReader{r: ur}
+	ur = &streamLimit{r: p.decoded, max: p.s.limits.MaxLayerSize}
 	if p.compressed != uncompressed {
 		var w io.Writer
 		if !exists(p.s.unpackedPath(p.job.diffID)) {
@@ -130,23 +149,33 @@ func (p *pass) scan(br *bufio.Reader) (*tarindex.Result, error) {
 		p.diffHash = newHashWriter(w)
 		ur = io.TeeReader(ur, p.diffHash)
 	}
-	res, err := tarindex.Scan(ur)
+	res, err := tarindex.ScanLimited(ur, p.s.limits.scan())
 	if err != nil {
-		return nil, errorf(ErrInvalidImage, "scanning layer %s: %v", p.job.digest, err)
+		return nil, p.scanError(err)
 	}
 	// The stream may go on after the end-of-archive marker; the diffID
 	// and the unpacked copy cover all of it.
 	if _, err := io.Copy(io.Discard, ur); err != nil {
-		return nil, p.decodeError(err)
+		return nil, p.scanError(err)
 	}
 	return res, nil
 }
 
-func (p *pass) decodeError(err error) error {
+// scanError names the layer in an error of the scan or of the drain after
+// it: a limit, else a source failure, else the decompressor's error (which
+// explains whatever the tar reader then saw), else the tar error.
+func (p *pass) scanError(err error) error {
+	if le := limitError(err, "layer %s: %w", p.job.digest, err); le != nil {
+		return le
+	}
 	if p.src.err != nil {
 		return p.src.err
 	}
-	return errorf(ErrInvalidImage, "layer %s: decompressing %s: %v", p.job.digest, p.compressed, err)
+	if p.decoded.err != nil && p.compressed != uncompressed {
+		return errorf(ErrInvalidImage, "layer %s: decompressing %s at uncompressed offset %d: %v",
+			p.job.digest, p.compressed, p.decoded.n, p.decoded.err)
+	}
+	return &kindError{kind: ErrInvalidImage, msg: fmt.Sprintf("scanning layer %s", p.job.digest), err: err}
 }
 
 // checkSource reports a read error of the source, unless the bytes read
@@ -214,6 +243,23 @@ func (p *pass) commit(res *tarindex.Result) (*layerOutcome, error) {
 // errBlobDigest marks a blob whose bytes do not match its digest (as
 // opposed to a diffID mismatch, where the config is wrong, not the blob).
 var errBlobDigest = errors.New("blob digest mismatch")
+
+// errReader remembers the first error of r other than EOF and counts the
+// bytes read.
+type errReader struct {
+	r   io.Reader
+	n   int64
+	err error
+}
+
+func (e *errReader) Read(b []byte) (int, error) {
+	n, err := e.r.Read(b)
+	e.n += int64(n)
+	if err != nil && !errors.Is(err, io.EOF) && e.err == nil {
+		e.err = err
+	}
+	return n, err
+}
 
 // sourceReader remembers the first read error of the source other than
 // EOF and reports progress.

@@ -52,6 +52,7 @@ func (s *Store) openLayer(d v1.Descriptor, diffID v1.Hash) (Layer, *os.File, err
 	return Layer{
 		Digest: d.Digest, DiffID: diffID, MediaType: d.MediaType, Size: d.Size,
 		UncompressedSize: h.TarSize, Entries: h.Entries, Whiteouts: h.Whiteouts,
+		indexBytes: h.payloadLen,
 	}, f, nil
 }
 

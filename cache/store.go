@@ -25,6 +25,11 @@ type Options struct {
 	// Keychain finds registry credentials; nil means authn.DefaultKeychain
 	// (~/.docker/config.json and credential helpers).
 	Keychain authn.Keychain
+	// Limits bound what one image may cost (zero: DefaultLimits).
+	Limits Limits
+	// Network sets retries and timeouts of registry requests (zero:
+	// DefaultNetwork).
+	Network Network
 }
 
 // Store is an OCI image layout on disk plus ocifs's own files under
@@ -35,6 +40,8 @@ type Store struct {
 	log      *slog.Logger
 	insecure bool
 	keychain authn.Keychain
+	limits   Limits
+	net      Network
 }
 
 // Paths inside the store, relative to its directory.
@@ -58,7 +65,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening cache %s: %w", dir, err)
 	}
-	s := &Store{dir: abs, log: opts.Logger, insecure: opts.Insecure, keychain: opts.Keychain}
+	s := &Store{dir: abs, log: opts.Logger, insecure: opts.Insecure, keychain: opts.Keychain, limits: opts.Limits.withDefaults(), net: opts.Network.withDefaults()}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

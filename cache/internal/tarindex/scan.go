@@ -29,34 +29,101 @@ type Result struct {
 }
 
 // Scan reads the uncompressed tar stream r up to its end-of-archive
-// marker (not beyond) and returns the index of its entries.
-func Scan(r io.Reader) (*Result, error) {
-	sr := &scanReader{r: r}
-	tr := tar.NewReader(sr)
-	res := &Result{}
-	var next int64 // where the next entry's header blocks start
+// marker (not beyond) and returns the index of its entries, without
+// limits.
+func Scan(r io.Reader) (*Result, error) { return ScanLimited(r, Limits{}) }
+
+// ScanLimited is Scan within lim: it stops at the first entry that
+// exceeds a limit, with an error that names the entry and wraps a
+// *LimitError.
+func ScanLimited(r io.Reader, lim Limits) (*Result, error) {
+	sc := &scanner{sr: &scanReader{r: r}, lim: lim}
+	sc.tr = tar.NewReader(sc.sr)
 	for {
-		sr.startCapture(next)
-		hdr, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return res, nil
+		done, err := sc.next()
+		if err != nil || done {
+			return sc.res(err)
 		}
-		if err != nil {
-			return nil, fmt.Errorf("reading tar header at offset %d: %w", next, err)
-		}
-		e, end, err := scanEntry(sr, hdr)
-		if err != nil {
-			return nil, fmt.Errorf("entry %q: %w", hdr.Name, err)
-		}
-		next = end
-		if e == nil {
-			continue
-		}
-		if strings.HasPrefix(path.Base(e.Name), ".wh.") {
-			res.Whiteouts++
-		}
-		res.Layer.Entries = append(res.Layer.Entries, *e)
 	}
+}
+
+// scanner is the state of one Scan.
+type scanner struct {
+	sr     *scanReader
+	tr     *tar.Reader
+	lim    Limits
+	out    Result
+	memory int64  // IndexMemory of the entries so far
+	at     int64  // where the next entry's header blocks start
+	prev   string // the previous entry's name, for errors between entries
+}
+
+func (sc *scanner) res(err error) (*Result, error) {
+	if err != nil {
+		return nil, err
+	}
+	return &sc.out, nil
+}
+
+// next indexes one entry; done is true at the end of the archive.
+func (sc *scanner) next() (done bool, err error) {
+	sc.sr.startCapture(sc.at)
+	hdr, err := sc.tr.Next()
+	if errors.Is(err, io.EOF) {
+		return true, nil
+	}
+	if err != nil {
+		return false, sc.headerError(err)
+	}
+	e, end, err := scanEntry(sc.sr, hdr)
+	if err == nil && sc.lim.MaxStream > 0 && end > sc.lim.MaxStream {
+		err = limitf(LimitLayerSize, sc.lim.MaxStream, "declared data ending at offset %d", end)
+	}
+	if err == nil && e != nil {
+		err = sc.add(e)
+	}
+	if err != nil {
+		return false, fmt.Errorf("entry %s: %w", shorten(hdr.Name), err)
+	}
+	sc.at, sc.prev = end, hdr.Name
+	return false, nil
+}
+
+// add appends e within the entry and memory limits.
+func (sc *scanner) add(e *overlay.Entry) error {
+	if err := sc.lim.checkEntry(e); err != nil {
+		return err
+	}
+	if n := len(sc.out.Layer.Entries) + 1; sc.lim.MaxEntries > 0 && n > sc.lim.MaxEntries {
+		return limitf(LimitEntries, int64(sc.lim.MaxEntries), "entry number %d", n)
+	}
+	sc.memory += IndexMemory(e)
+	if sc.lim.MaxIndexMemory > 0 && sc.memory > sc.lim.MaxIndexMemory {
+		return limitf(LimitIndexMemory, sc.lim.MaxIndexMemory, "index of %d entries taking %d bytes", len(sc.out.Layer.Entries)+1, sc.memory)
+	}
+	if strings.HasPrefix(path.Base(e.Name), ".wh.") {
+		sc.out.Whiteouts++
+	}
+	sc.out.Layer.Entries = append(sc.out.Layer.Entries, *e)
+	return nil
+}
+
+// headerError explains a failure of tar.Next: a stream that ends inside
+// the previous entry's data is a lie about that entry's size.
+func (sc *scanner) headerError(err error) error {
+	var le *LimitError
+	if errors.As(err, &le) {
+		return err
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) && sc.prev != "" && sc.sr.pos < sc.at {
+		return fmt.Errorf("entry %s: stream ends at offset %d, inside its data (which should end at %d): %w",
+			shorten(sc.prev), sc.sr.pos, sc.at, err)
+	}
+	where := ""
+	if sc.prev != "" {
+		where = " (after entry " + shorten(sc.prev) + ")"
+	}
+	return fmt.Errorf("reading tar header at offset %d%s: %w", sc.at, where, err)
 }
 
 // scanEntry converts the header Next just returned into an Entry (nil for
