@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# bench/run.sh: ocifs against the pipelines users run today, on one
+# machine, in one run (issue 6). Builds a Debian bookworm minbase root
+# filesystem with debootstrap (mirror taken from this machine's apt
+# configuration), pushes it as 5 layers to a docker-registry on loopback,
+# then measures, interleaved and repeated (medians reported):
+#   - the floor: gzip -dc of every layer; mkfs.ext4 -d over the extracted tree;
+#   - the extraction pipeline: crane export | tar -x --numeric-owner, then
+#     mkfs.ext4 -d with the same options ocifs uses;
+#   - ocifs build cold (empty cache) and warm; warm ocifs mount to first stat;
+#   - find -printf and tar | wc -c over the mount and over the extracted
+#     tree, kernel caches dropped before each; the server's peak RSS; cache
+#     disk use.
+# Writes Markdown to --out (default WORK/report.md) and prints it.
+#
+# Usage: sudo bench/run.sh [--repeat N] [--work DIR] [--rootfs DIR] [--out FILE] [--keep]
+#   --rootfs DIR  reuse a debootstrapped tree instead of running debootstrap
+#   --keep        leave WORK behind (default: removed, except the report)
+# Needs root (debootstrap, drop_caches), debootstrap, docker-registry,
+# e2fsprogs, fuse3, go; crane is built from the module version in go.mod.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PATH:/usr/local/go/bin:/usr/sbin:/sbin"
+
+repeat=5 work="" rootfs="" out="" keep=0
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--repeat) repeat=$2; shift 2 ;;
+	--work) work=$2; shift 2 ;;
+	--rootfs) rootfs=$2; shift 2 ;;
+	--out) out=$2; shift 2 ;;
+	--keep) keep=1; shift ;;
+	-h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+	*) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
+	esac
+done
+
+die() { echo "run.sh: $*" >&2; exit 1; }
+[ "$(id -u)" -eq 0 ] || die "run as root (debootstrap and dropping kernel caches need it)"
+for t in debootstrap docker-registry mkfs.ext4 e2fsck debugfs fusermount3 go tar gzip; do
+	command -v "$t" >/dev/null || die "missing $t (apt-get install debootstrap docker-registry e2fsprogs fuse3 tar gzip)"
+done
+
+# mirror prints the first Debian mirror URI of the apt configuration.
+mirror() {
+	local f
+	for f in /etc/apt/sources.list.d/*.sources; do
+		[ -e "$f" ] || continue
+		awk '/^URIs:/{print $2; exit}' "$f" && return
+	done
+	if [ -e /etc/apt/sources.list ]; then
+		awk '$1=="deb"{for(i=2;i<=NF;i++) if ($i ~ /^[a-z]+:\/\//) {print $i; exit}}' /etc/apt/sources.list
+	fi
+}
+
+work=${work:-$(mktemp -d /var/tmp/ocifs-bench.XXXXXX)}
+mkdir -p "$work/bin"
+out=${out:-$work/report.md}
+regpid=""
+cleanup() {
+	[ -n "$regpid" ] && kill "$regpid" 2>/dev/null && wait "$regpid" 2>/dev/null
+	if mountpoint -q "$work/mnt" 2>/dev/null; then "$work/bin/ocifs" umount "$work/mnt" || true; fi
+	if [ "$keep" -eq 0 ]; then
+		find "$work" -mindepth 1 -maxdepth 1 ! -name "$(basename "$out")" -exec rm -rf {} +
+	fi
+}
+trap cleanup EXIT
+
+echo "run.sh: building ocifs, ocifsbench and crane into $work/bin" >&2
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+git diff --quiet HEAD 2>/dev/null || commit="$commit+dirty"
+go build -ldflags "-X main.version=$commit" -o "$work/bin/ocifs" ./cmd/ocifs
+go build -o "$work/bin/ocifsbench" ./bench/ocifsbench
+crane_version=$(go list -m -f '{{.Version}}' github.com/google/go-containerregistry)
+(cd "$work/bin" && GOFLAGS=-mod=mod GOBIN="$work/bin" go install "github.com/google/go-containerregistry/cmd/crane@$crane_version")
+
+if [ -z "$rootfs" ]; then
+	m=$(mirror)
+	[ -n "$m" ] || die "no Debian mirror in /etc/apt/sources.list.d/*.sources or /etc/apt/sources.list"
+	rootfs=$work/rootfs
+	echo "run.sh: debootstrap --variant=minbase bookworm (mirror from the apt configuration)" >&2
+	debootstrap --variant=minbase bookworm "$rootfs" "$m" >"$work/debootstrap.log" 2>&1 ||
+		{ tail -20 "$work/debootstrap.log" >&2; die "debootstrap failed"; }
+fi
+
+# A loopback registry of our own.
+regdir=$work/registry
+mkdir -p "$regdir"
+port=$((20000 + RANDOM % 30000))
+cat >"$regdir/config.yml" <<CONF
+version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $regdir/storage
+http:
+  addr: 127.0.0.1:$port
+CONF
+docker-registry serve "$regdir/config.yml" >"$regdir/log" 2>&1 &
+regpid=$!
+for _ in $(seq 100); do
+	curl -fsS "http://127.0.0.1:$port/v2/" >/dev/null 2>&1 && break
+	kill -0 "$regpid" 2>/dev/null || { cat "$regdir/log" >&2; die "docker-registry did not start"; }
+	sleep 0.1
+done
+
+ref=127.0.0.1:$port/bench/debian:bookworm
+echo "run.sh: pushing $rootfs as $ref" >&2
+"$work/bin/ocifsbench" push "$rootfs" "$ref" >&2
+
+echo "run.sh: measuring, $repeat repetitions (load now: $(cut -d' ' -f1-3 /proc/loadavg))" >&2
+"$work/bin/ocifsbench" measure -ocifs "$work/bin/ocifs" -crane "$work/bin/crane" -ref "$ref" \
+	-work "$work" -repeat "$repeat" -commit "$commit" -out "$out"
+cat "$out"
+echo "run.sh: report in $out" >&2
