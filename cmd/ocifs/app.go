@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"github.com/ocifs/ocifs/cache"
 	"github.com/urfave/cli/v2"
 )
 
@@ -84,7 +85,7 @@ func withGlobalFlags(c *cli.Command) {
 }
 
 func globalFlags() []cli.Flag {
-	return []cli.Flag{
+	return append([]cli.Flag{
 		// No EnvVars: urfave/cli would let the environment of an inner
 		// command's copy of the flag beat the flag typed before the command.
 		// getGlobals reads OCIFS_CACHE_DIR itself.
@@ -108,7 +109,7 @@ func globalFlags() []cli.Flag {
 			Name:  "verbose",
 			Usage: "print a summary line when done, also when not on a terminal",
 		},
-	}
+	}, limitFlags()...)
 }
 
 // globals are the global flags, whether typed before or after the command.
@@ -119,6 +120,8 @@ type globals struct {
 	Debug    bool
 	Verbose  bool
 	Log      *slog.Logger
+	Limits   cache.Limits  // --max-* flags
+	Network  cache.Network // --retries, --timeout
 }
 
 func getGlobals(c *cli.Context) (*globals, error) {
@@ -131,6 +134,9 @@ func getGlobals(c *cli.Context) (*globals, error) {
 	}
 	if g.CacheDir == "" {
 		g.CacheDir = os.Getenv("OCIFS_CACHE_DIR")
+	}
+	if err := parseStoreFlags(c, g); err != nil {
+		return nil, err
 	}
 	if g.CacheDir == "" {
 		dir, err := defaultCacheDir()

@@ -52,6 +52,9 @@ func classify(err error) (code int, hint string) {
 	if code, hint, ok := classifyMount(err); ok {
 		return code, hint
 	}
+	if hint, ok := limitHint(err); ok {
+		return exitImage, hint
+	}
 	if code, hint, ok := classifyBuild(err); ok {
 		return code, hint
 	}

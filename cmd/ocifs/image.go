@@ -12,7 +12,7 @@ import (
 
 // openStore opens the cache named by the global flags.
 func openStore(g *globals) (*cache.Store, error) {
-	return cache.Open(g.CacheDir, cache.Options{Logger: g.Log, Insecure: g.Insecure})
+	return cache.Open(g.CacheDir, cache.Options{Logger: g.Log, Insecure: g.Insecure, Limits: g.Limits, Network: g.Network})
 }
 
 // fetchImage opens the cache and returns ref's image: the stored copy if

@@ -107,7 +107,7 @@ func writeFailure(w io.Writer, err error) int {
 }
 
 func mountServerArgs(g *globals, req *mountRequest) []string {
-	args := []string{mountServerCommand, "--cache-dir", g.CacheDir}
+	args := append([]string{mountServerCommand, "--cache-dir", g.CacheDir}, g.storeArgs()...)
 	if g.Platform != "" {
 		args = append(args, "--platform", g.Platform)
 	}
