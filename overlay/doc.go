@@ -49,6 +49,20 @@
 // Every error is an *EntryError naming the layer and the entry. Nothing
 // that uses a Tree can fail on its shape: all checks happen in Merge.
 //
+// # Limits
+//
+// Merge works in time and memory linear in its input, with one exception
+// that it bounds itself: resolving a path through symlinks copies and
+// walks each target, so a layer of long symlink chains could make every
+// entry cost megabytes of work. The bytes that symlink expansion builds in
+// one Merge (or History) are capped at 256 MiB (real images use a few
+// dozen per entry below a symlinked directory); past that Merge fails
+// with an EntryError. Everything else (entry counts, name lengths, xattr
+// sizes, index memory) is the producer's to bound: the cache's scanner
+// rejects layers over its limits before they reach Merge. Walk and the
+// fs.FS view build full paths, so their cost grows with depth times
+// entries: with names capped at 4 KiB that stays small.
+//
 // # The tree
 //
 // A Tree is immutable once Merge returns; readers need no locks. Inode

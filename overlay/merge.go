@@ -32,6 +32,18 @@ var (
 // kernel's 40 does for lookups; extraction tools allow a few more.
 const maxLinkHops = 255
 
+// maxExpansion bounds the path bytes that symlink expansion may build in
+// one Merge (or History). Each hop of resolve copies the rest of the path
+// and then walks it, so a hostile layer of long symlink chains (255 hops
+// of 4 KiB targets) costs each of its entries 1 MiB of walking, or 128
+// MiB of copying when every target ends in more path: a few MiB of tar
+// would keep Merge busy for hours. Real images expand a few dozen bytes
+// per entry that has a symlinked parent (/lib -> usr/lib), so millions of
+// entries stay far below this.
+const maxExpansion = 256 << 20
+
+var errExpansion = fmt.Errorf("symbolic links in parent directories expand to more than %d bytes in all", maxExpansion)
+
 // inode is the mutable node of a merge in progress. Every path of a
 // hardlink group points to the same inode.
 type inode struct {
@@ -54,6 +66,9 @@ type merger struct {
 	stack   []*inode // resolve's scratch space
 	raw     bool     // markers are plain files (Raw)
 	made    int      // inodes made, a bound on the tree's size
+	// expanded counts the path bytes that symlink expansion has built so
+	// far (see maxExpansion).
+	expanded int64
 }
 
 func newMerger() *merger {
@@ -312,6 +327,9 @@ func (m *merger) resolve(layer int, p string, followLast, create bool) (*inode, 
 			target := next.e.Linkname
 			if strings.HasPrefix(target, "/") {
 				stack = stack[:1]
+			}
+			if m.expanded += int64(len(target) + 1 + len(rest)); m.expanded > maxExpansion {
+				return nil, errExpansion
 			}
 			rest = target + "/" + rest
 			continue
