@@ -2,12 +2,8 @@ package integration
 
 import (
 	"context"
-	"io"
+	"math/rand/v2"
 	"net"
-	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,9 +12,16 @@ import (
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/ocifs/ocifs/internal/faultproxy"
 	ti "github.com/ocifs/ocifs/internal/testimage"
 	"github.com/ocifs/ocifs/internal/testregistry"
 )
+
+// Faults between `ocifs pull` and the real registry, injected by
+// internal/faultproxy: wrong bytes, dropped and stalled connections,
+// server errors, a server without Range support, SIGKILL mid-blob, and
+// concurrent processes.
 
 // closedAddr is a loopback host:port nothing listens on.
 func closedAddr(t *testing.T) string {
@@ -31,132 +34,182 @@ func closedAddr(t *testing.T) string {
 	return addr
 }
 
-// blobProxy is a loopback reverse proxy in front of the real registry
-// whose body hook may alter or stall blob downloads.
-type blobProxy struct {
-	addr string
-
-	mu   sync.Mutex // guards hook
-	hook func(digest string, body io.ReadCloser) io.ReadCloser
+// faultImage is pushed to the real registry and pulled through a fault
+// proxy: its first layer is a gzip blob of about 1 MiB (incompressible
+// content), so that faults can hit its middle.
+type faultImage struct {
+	ref   string // through the proxy
+	proxy *faultproxy.Proxy
+	img   v1.Image
+	big   v1.Hash // the 1 MiB layer's digest
+	size  int64   // its size
 }
 
-func startBlobProxy(t *testing.T, registryAddr string) *blobProxy {
-	p := &blobProxy{}
-	target, _ := url.Parse("http://" + registryAddr)
-	rp := httputil.NewSingleHostReverseProxy(target)
-	rp.FlushInterval = -1
-	rp.ModifyResponse = func(resp *http.Response) error {
-		i := strings.Index(resp.Request.URL.Path, "/blobs/sha256:")
-		if resp.Request.Method != http.MethodGet || i < 0 || resp.StatusCode != http.StatusOK {
-			return nil
-		}
-		p.mu.Lock()
-		hook := p.hook
-		p.mu.Unlock()
-		if hook != nil {
-			resp.Body = hook(resp.Request.URL.Path[i+len("/blobs/"):], resp.Body)
-		}
-		return nil
+func newFaultImage(t *testing.T, name string) *faultImage {
+	t.Helper()
+	reg := testregistry.Start(t)
+	r := rand.New(rand.NewPCG(7, uint64(len(name))))
+	content := make([]byte, 1<<20)
+	for i := range content {
+		content[i] = byte(r.Uint32())
 	}
-	srv := httptest.NewServer(rp)
-	t.Cleanup(srv.Close)
-	p.addr = strings.TrimPrefix(srv.URL, "http://")
-	return p
+	img := ti.Image(t, [][]byte{
+		ti.Layer(ti.Dir("data"), ti.File("data/random", string(content))),
+		ti.Layer(ti.File("etc/hostname", name+"\n"), ti.Hardlink("etc/hostname2", "etc/hostname")),
+	}, ti.WithCompression(ti.Gzip, ti.Zstd), ti.WithPlatform("linux/amd64"))
+	ti.Push(t, img, reg.Repo(name)+":v1")
+	p := faultproxy.Start(t, reg.Addr)
+	layers, _ := img.Layers()
+	d, _ := layers[0].Digest()
+	size, _ := layers[0].Size()
+	return &faultImage{ref: p.Addr + "/" + reg.Prefix() + "/" + name + ":v1", proxy: p, img: img, big: d, size: size}
 }
 
-func (p *blobProxy) setHook(h func(digest string, body io.ReadCloser) io.ReadCloser) {
-	p.mu.Lock()
-	p.hook = h
-	p.mu.Unlock()
-}
-
-// flipReader flips one byte at offset at of a stream.
-type flipReader struct {
-	io.ReadCloser
-	at, pos int64
-}
-
-func (f *flipReader) Read(b []byte) (int, error) {
-	n, err := f.ReadCloser.Read(b)
-	if f.at >= f.pos && f.at < f.pos+int64(n) {
-		b[f.at-f.pos] ^= 0xff
+// blobGets returns the proxy's log of GETs of blob d.
+func (f *faultImage) blobGets(d v1.Hash) []faultproxy.Request {
+	var out []faultproxy.Request
+	for _, r := range f.proxy.Requests() {
+		if r.Method == "GET" && strings.HasSuffix(r.Path, "/blobs/"+d.String()) {
+			out = append(out, r)
+		}
 	}
-	f.pos += int64(n)
-	return n, err
+	return out
+}
+
+func blobPath(t testing.TB, d v1.Hash) string {
+	return filepath.Join(cacheDir(t), "blobs", "sha256", d.Hex)
+}
+
+func checkNoTempFiles(t testing.TB) {
+	t.Helper()
+	if ents, _ := os.ReadDir(filepath.Join(cacheDir(t), "ocifs", "tmp")); len(ents) > 0 {
+		t.Errorf("temp files left: %v", ents)
+	}
 }
 
 func TestPullWrongBytesFromProxy(t *testing.T) {
-	reg := testregistry.Start(t)
-	img := pullImage(t, "linux/amd64")
-	ti.Push(t, img, reg.Repo("wrong")+":v1")
-	proxy := startBlobProxy(t, reg.Addr)
-	layers, _ := img.Layers()
-	bad, _ := layers[0].Digest()
-	size, _ := layers[0].Size()
-	proxy.setHook(func(d string, body io.ReadCloser) io.ReadCloser {
-		if d != bad.String() {
-			return body
-		}
-		return &flipReader{ReadCloser: body, at: size / 2}
-	})
-	ref := proxy.addr + "/" + reg.Prefix() + "/wrong:v1"
-	_, stderr, code := runOcifs(t, nil, "pull", ref)
-	if code != 3 || !strings.Contains(stderr, bad.String()) || !strings.Contains(stderr, "hashes to") {
-		t.Fatalf("pull through a corrupting proxy: exit %d, stderr %q; want 3 naming %s", code, stderr, bad)
+	f := newFaultImage(t, "wrong")
+	f.proxy.Add(faultproxy.Rule{Path: f.big.String(), Fault: faultproxy.Corrupt, After: f.size / 2})
+	_, stderr, code := runOcifs(t, nil, "pull", f.ref)
+	if code != 3 || !strings.Contains(stderr, f.big.String()) || !strings.Contains(stderr, "hashes to") {
+		t.Fatalf("pull through a corrupting proxy: exit %d, stderr %q; want 3 naming %s", code, stderr, f.big)
 	}
-	if _, err := os.Stat(filepath.Join(cacheDir(t), "blobs", "sha256", bad.Hex)); err == nil {
+	if _, err := os.Stat(blobPath(t, f.big)); err == nil {
 		t.Fatal("the corrupt blob exists under its final name")
 	}
-	proxy.setHook(nil)
-	mustOcifs(t, nil, "pull", ref)
+	checkNoTempFiles(t)
+	f.proxy.Reset()
+	mustOcifs(t, nil, "pull", f.ref)
 	mustOcifs(t, nil, "cache", "verify")
 }
 
-// stallReader passes half of a stream, signals, then blocks until release.
-type stallReader struct {
-	io.ReadCloser
-	left    int64
-	stalled chan<- struct{}
-	release <-chan struct{}
-	once    sync.Once
+// TestPullResumesDroppedBlob: the real registry answers the resumed
+// request with 206 from the byte where the connection broke.
+func TestPullResumesDroppedBlob(t *testing.T) {
+	f := newFaultImage(t, "resume")
+	f.proxy.Add(faultproxy.Rule{Path: f.big.String(), Fault: faultproxy.Drop, After: f.size / 3, Times: 1})
+	out := mustOcifs(t, nil, "pull", "--verbose", f.ref)
+	gets := f.blobGets(f.big)
+	if len(gets) != 2 || gets[0].Sent != f.size/3 {
+		t.Fatalf("blob requests: %+v", gets)
+	}
+	if start, ok := faultproxy.ParseRange(gets[1].Range); !ok || start != f.size/3 || gets[1].Status != 206 || gets[1].Sent != f.size-f.size/3 {
+		t.Fatalf("resumed request %+v, want Range from %d answered 206 with the rest", gets[1], f.size/3)
+	}
+	if !strings.Contains(out, "2 fetched") {
+		t.Errorf("pull --verbose: %q", out)
+	}
+	mustOcifs(t, nil, "cache", "verify")
 }
 
-func (s *stallReader) Read(b []byte) (int, error) {
-	if s.left <= 0 {
-		s.once.Do(func() { s.stalled <- struct{}{} })
-		<-s.release
-		return 0, io.ErrUnexpectedEOF
+// TestPullResumesWithoutRange: a server that ignores Range sends the whole
+// blob again; the pull skips what it had and still verifies.
+func TestPullResumesWithoutRange(t *testing.T) {
+	f := newFaultImage(t, "norange")
+	f.proxy.Add(
+		faultproxy.Rule{Path: f.big.String(), Fault: faultproxy.Drop, After: f.size / 2, Times: 1},
+		faultproxy.Rule{Path: f.big.String(), Fault: faultproxy.IgnoreRange},
+	)
+	mustOcifs(t, nil, "pull", f.ref)
+	gets := f.blobGets(f.big)
+	if len(gets) != 2 || gets[1].Range == "" || gets[1].Status != 200 || gets[1].Sent != f.size {
+		t.Fatalf("blob requests: %+v", gets)
 	}
-	if int64(len(b)) > s.left {
-		b = b[:s.left]
+	mustOcifs(t, nil, "cache", "verify")
+}
+
+// TestPullRetriesServerErrors: 500, 503 and 429 answers to manifests,
+// config and blobs are retried with backoff.
+func TestPullRetriesServerErrors(t *testing.T) {
+	f := newFaultImage(t, "errors")
+	cfg, _ := f.img.ConfigName()
+	f.proxy.Add(
+		faultproxy.Rule{Path: "/manifests/", Fault: faultproxy.Status, Status: 429, RetryAfter: "1", Times: 1},
+		faultproxy.Rule{Path: cfg.String(), Fault: faultproxy.Status, Status: 503, Times: 1},
+		faultproxy.Rule{Path: f.big.String(), Fault: faultproxy.Status, Status: 500, Times: 2},
+	)
+	mustOcifs(t, nil, "pull", f.ref)
+	if n := f.proxy.Applied(faultproxy.Status); n != 4 {
+		t.Errorf("%d error answers given, want 4", n)
 	}
-	n, err := s.ReadCloser.Read(b)
-	s.left -= int64(n)
-	return n, err
+	mustOcifs(t, nil, "cache", "verify")
+}
+
+// TestPullStallTimesOut: a connection that goes silent mid-blob is
+// abandoned after --timeout and the download resumed.
+func TestPullStallTimesOut(t *testing.T) {
+	f := newFaultImage(t, "stall")
+	f.proxy.Add(faultproxy.Rule{Path: f.big.String(), Fault: faultproxy.Stall, After: f.size / 2, Times: 1})
+	start := time.Now()
+	mustOcifs(t, nil, "pull", "--timeout", "1s", f.ref)
+	if d := time.Since(start); d < time.Second {
+		t.Errorf("pull took %v, less than the stall timeout", d)
+	}
+	gets := f.blobGets(f.big)
+	if len(gets) != 2 || gets[0].Fault != faultproxy.Stall {
+		t.Fatalf("blob requests: %+v", gets)
+	}
+	if start, ok := faultproxy.ParseRange(gets[1].Range); !ok || start != f.size/2 {
+		t.Errorf("resumed request %+v, want Range from %d", gets[1], f.size/2)
+	}
+	mustOcifs(t, nil, "cache", "verify")
+}
+
+// TestPullGivesUp: a blob that always fails ends the pull after --retries
+// with one clear line naming it, and leaves nothing behind.
+func TestPullGivesUp(t *testing.T) {
+	f := newFaultImage(t, "giveup")
+	f.proxy.Add(faultproxy.Rule{Path: f.big.String(), Fault: faultproxy.Status, Status: 500})
+	start := time.Now()
+	_, stderr, code := runOcifs(t, nil, "pull", "--retries", "2", f.ref)
+	if code != 1 || !strings.HasPrefix(stderr, "ocifs: ") || !strings.Contains(stderr, f.big.String()) ||
+		!strings.Contains(stderr, "giving up after 3 attempts") || !strings.Contains(stderr, "500") {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+	if n := len(f.blobGets(f.big)); n != 3 {
+		t.Errorf("%d requests of the blob, want 3", n)
+	}
+	if d := time.Since(start); d > 30*time.Second {
+		t.Errorf("giving up took %v", d)
+	}
+	if _, err := os.Stat(blobPath(t, f.big)); err == nil {
+		t.Error("blob stored")
+	}
+	checkNoTempFiles(t)
+	if ls := cacheLs(t); len(ls) != 0 {
+		t.Errorf("failed pull recorded: %+v", ls)
+	}
 }
 
 // TestPullKilledMidBlobThenRerun kills `ocifs pull` with SIGKILL while a
 // blob is half downloaded, then pulls again.
 func TestPullKilledMidBlobThenRerun(t *testing.T) {
-	reg := testregistry.Start(t)
-	img := pullImage(t, "linux/amd64")
-	ti.Push(t, img, reg.Repo("killed")+":v1")
-	proxy := startBlobProxy(t, reg.Addr)
-	layers, _ := img.Layers()
-	target, _ := layers[0].Digest()
-	size, _ := layers[0].Size()
-	stalled, release := make(chan struct{}, 1), make(chan struct{})
-	defer close(release)
-	proxy.setHook(func(d string, body io.ReadCloser) io.ReadCloser {
-		if d != target.String() {
-			return body
-		}
-		return &stallReader{ReadCloser: body, left: size / 2, stalled: stalled, release: release}
-	})
-	ref := proxy.addr + "/" + reg.Prefix() + "/killed:v1"
+	f := newFaultImage(t, "killed")
+	stalled := make(chan string, 1)
+	f.proxy.Add(faultproxy.Rule{Path: f.big.String(), Fault: faultproxy.Stall, After: f.size / 2, Times: 1, Signal: stalled})
 	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout())
 	defer cancel()
-	cmd := ocifsCommand(ctx, t, nil, "pull", ref)
+	cmd := ocifsCommand(ctx, t, nil, "pull", f.ref)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -169,46 +222,62 @@ func TestPullKilledMidBlobThenRerun(t *testing.T) {
 	time.Sleep(200 * time.Millisecond) // let it write what it received
 	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	cmd.Wait()
-	if _, err := os.Stat(filepath.Join(cacheDir(t), "blobs", "sha256", target.Hex)); err == nil {
+	if _, err := os.Stat(blobPath(t, f.big)); err == nil {
 		t.Fatal("a partial blob is under its final name")
 	}
-	proxy.setHook(nil)
-	mustOcifs(t, nil, "pull", ref)
+	f.proxy.Reset()
+	mustOcifs(t, nil, "pull", f.ref)
 	mustOcifs(t, nil, "cache", "verify")
 }
 
-// TestConcurrentPullProcesses runs two `ocifs pull` of the same image into
-// one cache at once, through a proxy that slows blobs down so that they
-// overlap.
+// TestConcurrentPullProcesses runs `ocifs pull` of the same image twice
+// and of two images overlapping it, plus `cache verify` and `cache
+// prune`, as separate processes on one cache at once, through a proxy
+// that slows blobs down so that they overlap.
 func TestConcurrentPullProcesses(t *testing.T) {
 	reg := testregistry.Start(t)
-	img := pullImage(t, "linux/amd64")
-	ti.Push(t, img, reg.Repo("conc")+":v1")
-	proxy := startBlobProxy(t, reg.Addr)
-	proxy.setHook(func(d string, body io.ReadCloser) io.ReadCloser {
-		time.Sleep(150 * time.Millisecond)
-		return body
-	})
-	ref := proxy.addr + "/" + reg.Prefix() + "/conc:v1"
+	base := ti.Layer(ti.Dir("usr"), ti.File("usr/base", strings.Repeat("base", 50000)))
+	imgs := map[string][][]byte{
+		"a": {base, ti.Layer(ti.File("a", "a"))},
+		"b": {base, ti.Layer(ti.File("b", "b"))},
+		"c": {base, ti.Layer(ti.File("a", "a")), ti.Layer(ti.File("c", "c"))},
+	}
+	for name, layers := range imgs {
+		ti.Push(t, ti.Image(t, layers, ti.WithPlatform("linux/amd64")), reg.Repo(name)+":v1")
+	}
+	proxy := faultproxy.Start(t, reg.Addr)
+	proxy.Add(faultproxy.Rule{Path: "/blobs/", Fault: faultproxy.Delay, Wait: 150 * time.Millisecond})
+	ref := func(name string) string { return proxy.Addr + "/" + reg.Prefix() + "/" + name + ":v1" }
+	runs := [][]string{
+		{"pull", ref("a")}, {"pull", ref("a")}, {"pull", ref("b")}, {"pull", ref("c")},
+		{"cache", "verify"}, {"cache", "prune"},
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout())
 	defer cancel()
 	var wg sync.WaitGroup
-	outs := make([]string, 2)
-	errs := make([]error, 2)
-	for i := range 2 {
+	outs := make([]string, len(runs))
+	errs := make([]error, len(runs))
+	for i, args := range runs {
 		wg.Go(func() {
-			b, err := ocifsCommand(ctx, t, nil, "pull", ref).CombinedOutput()
+			b, err := ocifsCommand(ctx, t, nil, args...).CombinedOutput()
 			outs[i], errs[i] = string(b), err
 		})
 	}
 	wg.Wait()
-	for i := range 2 {
+	for i := range runs {
 		if errs[i] != nil {
-			t.Errorf("pull %d: %v\n%s", i, errs[i], outs[i])
+			t.Errorf("ocifs %s: %v\n%s", strings.Join(runs[i], " "), errs[i], outs[i])
 		}
 	}
 	mustOcifs(t, nil, "cache", "verify")
-	if ls := cacheLs(t); len(ls) != 1 || ls[0].Problem != "" {
-		t.Errorf("cache ls: %+v", ls)
+	ls := cacheLs(t)
+	if len(ls) != 3 {
+		t.Fatalf("cache ls: %d images, want 3: %+v", len(ls), ls)
 	}
+	for _, e := range ls {
+		if e.Problem != "" {
+			t.Errorf("%s: %s", e.Ref, e.Problem)
+		}
+	}
+	checkNoTempFiles(t)
 }

@@ -59,6 +59,21 @@ type Rule struct {
 	Status     int           // Status: the code to answer
 	RetryAfter string        // Status: the Retry-After header, if any
 	Wait       time.Duration // Delay: how long
+	// Signal, if set, receives the request's path (without blocking) when
+	// the fault acts: when a Drop or Stall has sent its After bytes, when a
+	// Status is answered, when a Delay starts. Tests use it to act at that
+	// moment (kill the client mid-blob).
+	Signal chan<- string
+}
+
+func (r *Rule) signal(path string) {
+	if r.Signal == nil {
+		return
+	}
+	select {
+	case r.Signal <- path:
+	default:
+	}
 }
 
 func (r *Rule) matches(req *http.Request) bool {

@@ -72,9 +72,13 @@ func TestFaults(t *testing.T) {
 		t.Fatal("corrupt: byte 5 not flipped alone")
 	}
 
-	p.Add(Rule{Path: "/blob", Fault: Stall, After: 10, Times: 1})
+	stalled := make(chan string, 1)
+	p.Add(Rule{Path: "/blob", Fault: Stall, After: 10, Times: 1, Signal: stalled})
 	done := make(chan error)
 	go func() { _, _, err := get(t, p, ""); done <- err }()
+	if path := <-stalled; path != "/blob" {
+		t.Fatalf("signal: %q", path)
+	}
 	select {
 	case err := <-done:
 		t.Fatalf("stalled request returned: %v", err)

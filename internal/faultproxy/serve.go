@@ -21,10 +21,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		w.WriteHeader(rule.Status)
 		n, _ := io.WriteString(w, `{"errors":[{"code":"UNKNOWN","message":"injected by faultproxy"}]}`)
 		rec.Status, rec.Sent = rule.Status, int64(n)
+		rule.signal(req.URL.Path)
 		return
 	case IgnoreRange:
 		req.Header.Del("Range")
 	case Delay:
+		rule.signal(req.URL.Path)
 		select {
 		case <-time.After(rule.Wait):
 		case <-req.Context().Done():
@@ -65,6 +67,7 @@ func (p *Proxy) body(w http.ResponseWriter, req *http.Request, body io.Reader, r
 		n, _ := io.Copy(w, io.LimitReader(body, rule.After))
 		rec.Sent = n
 		w.(http.Flusher).Flush()
+		rule.signal(req.URL.Path)
 		if rule.Fault == Stall {
 			select {
 			case <-req.Context().Done():
