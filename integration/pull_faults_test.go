@@ -45,7 +45,9 @@ type faultImage struct {
 	size  int64   // its size
 }
 
-func newFaultImage(t *testing.T, name string) *faultImage {
+// more layers, if given, replace the small second one; they alternate
+// zstd and uncompressed.
+func newFaultImage(t *testing.T, name string, more ...[]byte) *faultImage {
 	t.Helper()
 	reg := testregistry.Start(t)
 	r := rand.New(rand.NewPCG(7, uint64(len(name))))
@@ -53,15 +55,20 @@ func newFaultImage(t *testing.T, name string) *faultImage {
 	for i := range content {
 		content[i] = byte(r.Uint32())
 	}
-	img := ti.Image(t, [][]byte{
-		ti.Layer(ti.Dir("data"), ti.File("data/random", string(content))),
-		ti.Layer(ti.File("etc/hostname", name+"\n"), ti.Hardlink("etc/hostname2", "etc/hostname")),
-	}, ti.WithCompression(ti.Gzip, ti.Zstd), ti.WithPlatform("linux/amd64"))
+	if len(more) == 0 {
+		more = [][]byte{ti.Layer(ti.File("etc/hostname", name+"\n"), ti.Hardlink("etc/hostname2", "etc/hostname"))}
+	}
+	comps := []ti.Compression{ti.Gzip}
+	for i := range more {
+		comps = append(comps, []ti.Compression{ti.Zstd, ti.Uncompressed}[i%2])
+	}
+	layers := append([][]byte{ti.Layer(ti.Dir("data"), ti.File("data/random", string(content)))}, more...)
+	img := ti.Image(t, layers, ti.WithCompression(comps...), ti.WithPlatform("linux/amd64"))
 	ti.Push(t, img, reg.Repo(name)+":v1")
 	p := faultproxy.Start(t, reg.Addr)
-	layers, _ := img.Layers()
-	d, _ := layers[0].Digest()
-	size, _ := layers[0].Size()
+	ls, _ := img.Layers()
+	d, _ := ls[0].Digest()
+	size, _ := ls[0].Size()
 	return &faultImage{ref: p.Addr + "/" + reg.Prefix() + "/" + name + ":v1", proxy: p, img: img, big: d, size: size}
 }
 
