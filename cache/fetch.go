@@ -117,7 +117,7 @@ func (b *blobReader) open() error {
 		}
 		if b.fails > 0 {
 			d := b.s.net.delay(b.fails, retryAfterOf(b.lastErr))
-			b.s.log.Info("resuming blob", "digest", b.digest, "at", b.pos, "attempt", b.fails+1, "in", d, "err", b.lastErr)
+			b.s.log.Info("retrying blob download", "digest", b.digest, "from", b.pos, "attempt", b.fails+1, "in", d, "err", b.lastErr)
 			if err := sleep(b.ctx, d); err != nil {
 				return err
 			}

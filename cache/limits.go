@@ -138,5 +138,5 @@ func (s *streamLimit) Read(p []byte) (int, error) {
 
 func (s *streamLimit) err() error {
 	return &tarindex.LimitError{Limit: LimitLayerSize, Max: s.max,
-		What: fmt.Sprintf("uncompressed stream of more than %d bytes", s.max)}
+		What: "the uncompressed stream"}
 }

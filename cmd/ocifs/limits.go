@@ -105,7 +105,12 @@ func limitHint(err error) (string, bool) {
 	if !errors.As(err, &le) {
 		return "", false
 	}
-	return fmt.Sprintf("the image exceeds --%s (now %d); if you trust it, raise the limit (0 removes it)", le.Limit, le.Max), true
+	now := strconv.FormatInt(le.Max, 10)
+	switch le.Limit {
+	case cache.LimitXattr, cache.LimitIndexMemory, cache.LimitLayerSize:
+		now = sizeString(le.Max)
+	}
+	return fmt.Sprintf("the image exceeds --%s (now %s); if you trust it, raise the limit (0 removes it)", le.Limit, now), true
 }
 
 // sizeString renders a byte count the way parseSize reads it.
