@@ -85,11 +85,15 @@ func (d *indexDecoder) byte1() byte {
 	return d.s[d.off-1]
 }
 
-// count reads a slice length, bounded by what the rest could hold.
+// count reads a slice length, bounded by what the rest could hold; after
+// an error it is 0, so that no caller allocates for a bad count.
 func (d *indexDecoder) count(minItem int) int {
 	n := d.uvarint()
 	if d.err == nil && n > uint64((len(d.s)-d.off)/minItem) {
 		d.err = fmt.Errorf("count %d exceeds the payload", n)
+	}
+	if d.err != nil {
+		return 0
 	}
 	return int(n)
 }
