@@ -104,6 +104,43 @@
 // open: Prune may unlink them underneath (Linux keeps them readable), but
 // an index rebuild for a pruned layer then fails.
 //
+// # Limits
+//
+// Layers are untrusted. Options.Limits (zero fields: DefaultLimits) bound
+// what one may cost, and the pass enforces them as it streams: entries
+// per layer, bytes of a name or link target, bytes of an xattr value, the
+// memory of the index being built, and the bytes the layer inflates to
+// (counted at the decompressor's output, so a bomb of a few MiB of zstd
+// RLE blocks stops at MaxLayerSize of disk, and checked against the sizes
+// tar headers declare, so a header claiming a terabyte fails at once).
+// A blob whose manifest size already exceeds MaxLayerSize is refused
+// before it is fetched. Linux's fixed limits (255-byte path components
+// and xattr names) are checked too, so nothing that the kernel could not
+// serve reaches a mount. A layer over a limit fails with a *LimitError
+// (wrapping ErrLimit and ErrInvalidImage) that names the layer digest,
+// the entry (cut to 120 bytes) and the limit; the rest of a bomb is then
+// not read, not even to check its digest. Image.Indexes applies
+// MaxIndexMemory to all of an image's layers together, from the index
+// headers, before decoding any.
+//
+// # Network faults
+//
+// Every registry request runs over a transport that abandons it when no
+// byte arrives for Options.Network.StallTimeout; go-containerregistry's
+// own retries are off, and one policy covers manifests, configs, token
+// exchanges and blobs: 408, 429 (Retry-After honoured up to MaxBackoff),
+// 5xx, resets, short bodies and stalls are retried with exponential
+// backoff and jitter, up to Network.Attempts in a row; 401, 403, 404 and
+// (before the registry has answered once) refused connections fail at
+// once. Blobs are read by a blobReader that resumes a broken download with
+// a Range request from the first byte it has not delivered; the layer pass
+// above it sees one stream and hashes it once, so a resumed blob is still
+// verified end to end. A registry that ignores Range (200 with the whole
+// blob) has the delivered prefix skipped; one that answers 416 or a wrong
+// Content-Range is asked for the whole blob next time. An attempt that
+// brings new bytes resets the count of failed attempts. The final error
+// says "giving up after N attempts" and names the blob.
+//
 // # References
 //
 // REF is a registry reference ([HOST/]REPO[:TAG|@sha256:DIGEST]; loopback
@@ -124,7 +161,8 @@
 //
 // Errors wrap one of the sentinels (ErrBadReference, ErrNotFound,
 // ErrUnauthorized, ErrDigestMismatch, ErrInvalidImage, ErrNoPlatform,
-// ErrUnreachable) where a caller may branch; digest errors name the
-// digest. The package never prints: it logs to Options.Logger and reports
+// ErrUnreachable, ErrLimit) where a caller may branch; digest errors name
+// the digest; *LimitError says which limit (Limit* names, which are also
+// ocifs's flag names) and its value. The package never prints: it logs to Options.Logger and reports
 // progress through PullOptions.Progress.
 package cache

@@ -31,6 +31,16 @@
 // beyond 32 bits, negative sizes and sparse maps that point outside the
 // stored data are errors naming the entry.
 //
+// ScanLimited applies Limits while scanning (entries, name and link
+// target bytes, xattr value bytes, index memory as IndexMemory counts it,
+// and the stream size against the data sizes headers declare) and always
+// rejects what Linux cannot serve: path components over 255 bytes (a
+// whiteout marker may have 4 more, for its ".wh." prefix) and xattr names
+// over 255 bytes. A limit error wraps a *LimitError. Errors name the entry,
+// its name cut to 120 bytes; a failure between entries names the offset
+// and the entry before it, and a stream that ends inside an entry's data
+// says so (a header whose size lies).
+//
 // Hazard: a GODEBUG of tarinsecurepath=0 makes archive/tar refuse
 // non-local names, which Scan then reports as an error for the whole
 // layer; ocifs keeps the default.
