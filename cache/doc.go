@@ -34,7 +34,12 @@
 //   - A layer is complete when its blob, its index and its content file
 //     (the unpacked copy, or the blob itself when uncompressed: digest ==
 //     diffID) exist and the content has the size the index records. The
-//     index is renamed into place last, so it marks completeness.
+//     index is renamed into place last, so it marks completeness. Opening
+//     an image checks the content file's size, not its hash: bytes gone
+//     bad in place are Verify's to find (Repair removes the file, and the
+//     next Get rebuilds it from the blob, offline). Every pass over a
+//     compressed layer rewrites its unpacked copy, since the copy may be
+//     what made the layer incomplete.
 //   - One streaming pass per layer: fetch → sha256 digest check →
 //     decompression chosen by magic bytes (gzip 1f8b, zstd 28b52ffd,
 //     else tar) → sha256 diffID check against the config → tar scan, with

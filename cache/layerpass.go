@@ -138,15 +138,14 @@ func (p *pass) scan(br *bufio.Reader) (*tarindex.Result, error) {
 	p.decoded = &errReader{r: ur}
 	ur = &streamLimit{r: p.decoded, max: p.s.limits.MaxLayerSize}
 	if p.compressed != uncompressed {
-		var w io.Writer
-		if !exists(p.s.unpackedPath(p.job.diffID)) {
-			if p.unpackTmp, err = p.s.newTemp("unpacked-" + p.job.diffID.Hex); err != nil {
-				return nil, err
-			}
-			p.unpackBuf = bufio.NewWriterSize(p.unpackTmp.f, 256<<10)
-			w = p.unpackBuf
+		// The unpacked copy is written even when one exists: the pass runs
+		// when the layer is incomplete, and an existing copy may be the
+		// incomplete part (cut short, or bad bytes of the same size).
+		if p.unpackTmp, err = p.s.newTemp("unpacked-" + p.job.diffID.Hex); err != nil {
+			return nil, err
 		}
-		p.diffHash = newHashWriter(w)
+		p.unpackBuf = bufio.NewWriterSize(p.unpackTmp.f, 256<<10)
+		p.diffHash = newHashWriter(p.unpackBuf)
 		ur = io.TeeReader(ur, p.diffHash)
 	}
 	res, err := tarindex.ScanLimited(ur, p.s.limits.scan())

@@ -223,3 +223,29 @@ func TestPullRefetchesCorruptStoredBlob(t *testing.T) {
 		t.Errorf("verify: %+v", rep.Problems)
 	}
 }
+
+// TestBadUnpackedCopiesAreRebuiltOffline: an unpacked copy cut short is
+// found by Get (its size disagrees with the index) and rewritten from the
+// blob; one with a flipped byte is found by Verify, removed by Repair and
+// rewritten by the next Get; all with the registry gone.
+func TestBadUnpackedCopiesAreRebuiltOffline(t *testing.T) {
+	s, ref, layers := pulledStore(t)
+	p := s.unpackedPath(layers[0].diffID())
+	truncate(t, p, 1000)
+	img, err := s.Get(context.Background(), ref, PullOptions{})
+	must(t, err)
+	checkImageAgainst(t, img, layers)
+	img.Close()
+
+	flipByte(t, p, 600)
+	rep, err := s.Verify(context.Background(), VerifyOptions{Repair: true})
+	must(t, err)
+	if len(rep.Problems) == 0 || rep.Problems[0].Kind != ProblemUnpacked || rep.Problems[0].Digest != layers[0].diffID().String() || !rep.Problems[0].Repaired {
+		t.Fatalf("Verify: %+v", rep.Problems)
+	}
+	img, err = s.Get(context.Background(), ref, PullOptions{})
+	must(t, err)
+	defer img.Close()
+	checkImageAgainst(t, img, layers)
+	checkVerifyClean(t, s)
+}
