@@ -288,3 +288,50 @@ func TestConcurrentPullProcesses(t *testing.T) {
 	}
 	checkNoTempFiles(t)
 }
+
+// TestBadIndexAndUnpackedRebuiltOffline: a truncated layer index and a
+// truncated unpacked copy are found when the image is next used and
+// rebuilt from the blobs without the registry (the proxy is gone); an
+// unpacked copy with a flipped byte is found by `cache verify`, removed
+// by `--repair` and rebuilt the same way.
+func TestBadIndexAndUnpackedRebuiltOffline(t *testing.T) {
+	f := newFaultImage(t, "rebuild")
+	mustOcifs(t, nil, "pull", f.ref)
+	want := indexFiles(t, cacheDir(t))
+	f.proxy.Close()
+	ls := cacheLs(t)
+	if len(ls) != 1 || len(ls[0].Layers) != 2 {
+		t.Fatalf("cache ls: %+v", ls)
+	}
+	hexOf := func(d string) string { return strings.TrimPrefix(d, "sha256:") }
+	unpacked := filepath.Join(cacheDir(t), "ocifs", "unpacked", "sha256", hexOf(ls[0].Layers[0].DiffID))
+	index := filepath.Join(cacheDir(t), "ocifs", "index", "sha256", hexOf(ls[0].Layers[1].DiffID))
+	for _, p := range []string{unpacked, index} {
+		if err := os.Truncate(p, 100); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustOcifs(t, nil, "inspect", f.ref, "/data/random")
+	mustOcifs(t, nil, "cache", "verify")
+
+	b, err := os.ReadFile(unpacked)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0xff
+	if err := os.WriteFile(unpacked, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stdout, _, code := runOcifs(t, nil, "cache", "verify", "--repair")
+	if code != 1 || !strings.Contains(stdout, "bad unpacked "+ls[0].Layers[0].DiffID) || !strings.Contains(stdout, "(removed)") {
+		t.Fatalf("cache verify --repair: exit %d\n%s", code, stdout)
+	}
+	mustOcifs(t, nil, "inspect", f.ref, "/data/random")
+	mustOcifs(t, nil, "cache", "verify")
+	got := indexFiles(t, cacheDir(t))
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("rebuilt index %s differs", k)
+		}
+	}
+}
