@@ -132,7 +132,7 @@ type splicingLayerFile struct{ layerFile }
 func (l *splicingLayerFile) LayerFile(i int) (*os.File, bool) { return l.files[i], true }
 
 // fileBacked writes m's layer streams to files.
-func fileBacked(b *testing.B, m *memImage) *layerFile {
+func fileBacked(b testing.TB, m *memImage) *layerFile {
 	lf := &layerFile{}
 	for i, blob := range m.blobs {
 		p := filepath.Join(b.TempDir(), fmt.Sprint(i))
@@ -223,4 +223,55 @@ func BenchmarkSmallFileRead(b *testing.B) {
 	}
 	s := srv.Stats().Sub(before)
 	b.ReportMetric(float64(s.Total())/float64(b.N), "requests/op")
+}
+
+// BenchmarkFileRead reads whole files of a few sizes through the mount,
+// uncached, from a file-backed layer: copied (pread into the request
+// buffer), spliced, and as Mount does (splice from spliceMinRead up).
+// One op is one file: open, read to EOF, close.
+func BenchmarkFileRead(b *testing.B) {
+	const files = 512
+	for _, size := range []int{4 << 10, 32 << 10, 64 << 10, 128 << 10, 1 << 20} {
+		es := make([]fentry, 0, files)
+		for i := 0; i < files; i++ {
+			es = append(es, fileBytes(fmt.Sprintf("f%04d", i), randomBytes(uint64(i), size)))
+		}
+		m := new(memImage).addLayer(es...)
+		tree := m.merge(b)
+		for _, c := range []struct {
+			name      string
+			spliceMin int64
+		}{{"copy", 1 << 62}, {"splice", 0}, {"mount", spliceMinRead}} {
+			b.Run(fmt.Sprintf("%dK/%s", size>>10, c.name), func(b *testing.B) {
+				tune := fastTuning
+				tune.spliceMin = c.spliceMin
+				srv, mnt := mountTuned(b, tree, &splicingLayerFile{*fileBacked(b, m)}, Options{}, tune)
+				benchReadFiles(b, srv, mnt, files, size)
+			})
+		}
+	}
+}
+
+func benchReadFiles(b *testing.B, srv *Server, mnt string, files, size int) {
+	buf := make([]byte, 256<<10)
+	b.SetBytes(int64(size))
+	before := srv.Stats()
+	cpu0 := cpuTime()
+	for i := 0; b.Loop(); i++ {
+		f, err := os.Open(filepath.Join(mnt, fmt.Sprintf("f%04d", i%files)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.CopyBuffer(io.Discard, f, buf); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		dropCache(b, f)
+		f.Close()
+		b.StartTimer()
+	}
+	cpu := cpuTime() - cpu0
+	s := srv.Stats().Sub(before)
+	b.ReportMetric(float64(s.Read)/float64(b.N), "reads/op")
+	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/op")
 }

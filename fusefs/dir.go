@@ -57,6 +57,9 @@ func (f *rawFS) readDir(in *fuse.ReadIn, out *fuse.DirEntryList, plus bool) fuse
 		return fuse.ENOTDIR
 	}
 	kids := f.tree.Children(dir)
+	if plus && f.prefetch != nil {
+		f.prefetch.listedUpTo(dir, in.Offset, len(kids))
+	}
 	end := uint64(len(kids)) + firstChildOff
 	for off := in.Offset; off < end; off++ {
 		e := fuse.DirEntry{Off: off + 1, Mode: syscall.S_IFDIR}

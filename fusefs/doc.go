@@ -98,11 +98,33 @@
 // File bytes come from Node.ReadAt through the content reader
 // (overlay.LayerReader), into the buffer go-fuse hands to the handler, and
 // go back with no allocation per read. If the reader also implements
-// LayerFiler, reads of non-sparse files from a layer stored as a plain
-// file are spliced from that file into /dev/fuse without passing through
-// this process (BenchmarkRead: on a par with pread in throughput, slightly
-// less CPU per MiB; buffered reads arrive as 128 KiB requests, the
-// kernel's readahead size, whatever the mount's max_read).
+// LayerFiler, reads of 64 KiB or more of non-sparse files from a layer
+// stored as a plain file are spliced from that file into /dev/fuse
+// without passing through this process. go-fuse splices with five
+// syscalls against two for a copied read, so smaller reads are copied
+// (BenchmarkFileRead; buffered reads arrive as requests of up to 128 KiB,
+// the kernel's readahead size, whatever the mount's max_read).
+//
+// FUSE passthrough (the kernel reading a backing file itself) does not
+// fit: it maps a whole open file onto a backing file from offset 0, and a
+// file's bytes here sit in the middle of a layer's tar stream; it also
+// needs OPEN and RELEASE round trips, two per file where a small file
+// costs one READ now.
+//
+// # Prefetching
+//
+// With Options.Prefetch, the content of a listed directory's files of up
+// to 1 MiB is pushed into the kernel's page cache (FUSE_NOTIFY_STORE) by
+// one goroutine, in listing order, as soon as the kernel has parsed the
+// READDIRPLUS reply that named them (the next READDIRPLUS call on that
+// directory proves it; a store for an inode the kernel does not know yet
+// fails). A reader that reads every file it lists then mostly finds
+// them cached: for the Debian image of docs/BENCHMARKS.md, mkfs.ext4 -d
+// sends about 800 READs instead of 5,600, and the pushing runs on
+// another CPU meanwhile. A file that a READ asked for first is not
+// pushed again. The cost is page cache for files nobody reads, so
+// `ocifs build` uses it and `ocifs mount` does not. Stats counts what was
+// pushed.
 //
 // # Hazards
 //

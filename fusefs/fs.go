@@ -56,6 +56,10 @@ type rawFS struct {
 	// FUSE_NO_OPENDIR_SUPPORT). Written by Init before any other request.
 	noOpen, noOpenDir bool
 
+	// prefetch pushes file content to the kernel (Options.Prefetch); nil
+	// when off.
+	prefetch *prefetcher
+
 	// statfs is computed once.
 	statfs fuse.StatfsOut
 
@@ -71,10 +75,13 @@ type tuning struct {
 	readdirPlus  bool
 	symlinkCache bool
 	enosys       bool // ENOSYS for FLUSH, LSEEK, and xattrs when there are none
+	// spliceMin is the smallest read that is spliced when splicing is
+	// possible; smaller ones are copied (fewer syscalls, see file.go).
+	spliceMin int64
 }
 
 var (
-	fastTuning  = tuning{ttl: forever, noOpen: true, readdirPlus: true, symlinkCache: true, enosys: true}
+	fastTuning  = tuning{ttl: forever, noOpen: true, readdirPlus: true, symlinkCache: true, enosys: true, spliceMin: spliceMinRead}
 	naiveTuning = tuning{ttl: 1}
 )
 

@@ -29,6 +29,13 @@ type Options struct {
 	FsName string
 	// Subtype makes the type "fuse.<Subtype>"; default "ocifs".
 	Subtype string
+	// Prefetch hands the kernel the content of every small file of a
+	// directory as soon as the directory is listed (FUSE notify store),
+	// so that a reader that reads each file it lists, as mkfs.ext4 -d
+	// does, finds them cached instead of waiting for a READ round trip
+	// per file. It fills the page cache with files nobody may read: for
+	// builds, not for browsing. See prefetch.go.
+	Prefetch bool
 }
 
 // Server is a mounted tree. Its requests are served by goroutines of this
@@ -73,12 +80,19 @@ func mount(dir string, tree *overlay.Tree, content overlay.LayerReader, opts Opt
 	}
 	fsys := newRawFS(tree, content, logger, tune)
 	fsys.fds = layerFDs(content, tree)
+	if opts.Prefetch && content != nil && tune.readdirPlus {
+		fsys.prefetch = newPrefetcher(fsys)
+	}
 	srv, err := fuse.NewServer(fsys, abs, mountOptions(opts, fsys, direct, logger))
 	if err != nil {
 		return nil, mountError(abs, direct, err)
 	}
 	closeFUSEFdsOnExec()
 	s := &Server{srv: srv, fs: fsys, dir: abs, done: make(chan struct{})}
+	if p := fsys.prefetch; p != nil {
+		p.srv = srv
+		go p.run(s.done)
+	}
 	go func() {
 		srv.Serve()
 		close(s.done)

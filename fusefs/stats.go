@@ -36,6 +36,8 @@ const (
 type counters struct {
 	ops       [numOps]atomic.Uint64
 	readBytes atomic.Uint64
+
+	prefetched, prefetchedBytes, prefetchDropped atomic.Uint64
 }
 
 func (c *counters) add(o op) { c.ops[o].Add(1) }
@@ -51,6 +53,11 @@ type Stats struct {
 	Access, StatFs, Statx             uint64
 	Refused                           uint64 // write-type requests, answered EROFS
 	ReadBytes                         uint64 // bytes returned by Read
+
+	// Prefetched counts files whose content was pushed to the kernel
+	// (Options.Prefetch), PrefetchedBytes their bytes; PrefetchDropped
+	// the listings too many to queue, whose files were not pushed.
+	Prefetched, PrefetchedBytes, PrefetchDropped uint64
 }
 
 func (c *counters) snapshot() Stats {
@@ -62,6 +69,8 @@ func (c *counters) snapshot() Stats {
 		ReleaseDir: g(opReleaseDir), ListXAttr: g(opListXAttr), GetXAttr: g(opGetXAttr),
 		Access: g(opAccess), StatFs: g(opStatFs), Statx: g(opStatx),
 		Refused: g(opRefused), ReadBytes: c.readBytes.Load(),
+		Prefetched: c.prefetched.Load(), PrefetchedBytes: c.prefetchedBytes.Load(),
+		PrefetchDropped: c.prefetchDropped.Load(),
 	}
 }
 
@@ -102,6 +111,8 @@ func (s Stats) Sub(old Stats) Stats {
 		GetXAttr: s.GetXAttr - old.GetXAttr, Access: s.Access - old.Access,
 		StatFs: s.StatFs - old.StatFs, Statx: s.Statx - old.Statx,
 		Refused: s.Refused - old.Refused, ReadBytes: s.ReadBytes - old.ReadBytes,
+		Prefetched: s.Prefetched - old.Prefetched, PrefetchedBytes: s.PrefetchedBytes - old.PrefetchedBytes,
+		PrefetchDropped: s.PrefetchDropped - old.PrefetchDropped,
 	}
 }
 
@@ -116,6 +127,9 @@ func (s Stats) String() string {
 	}
 	if s.ReadBytes != 0 {
 		fmt.Fprintf(&b, " (%d bytes read)", s.ReadBytes)
+	}
+	if s.Prefetched != 0 || s.PrefetchDropped != 0 {
+		fmt.Fprintf(&b, "; prefetched %d files (%d bytes), %d listings dropped", s.Prefetched, s.PrefetchedBytes, s.PrefetchDropped)
 	}
 	return b.String()
 }
