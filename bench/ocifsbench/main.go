@@ -8,7 +8,8 @@ import (
 const usage = `usage:
   ocifsbench push ROOTFS REF
   ocifsbench mkfs -ref REF -cache DIR SRC OUT
-  ocifsbench measure -config FILE`
+  ocifsbench profile -ref REF -cache DIR [-cpuprofile FILE]
+  ocifsbench measure [flags]`
 
 func main() {
 	if len(os.Args) < 2 {
@@ -25,6 +26,8 @@ func main() {
 		err = runPush(args[0], args[1])
 	case "mkfs":
 		err = runMkfs(args)
+	case "profile":
+		err = runProfile(args)
 	case "measure":
 		err = runMeasure(args)
 	default:

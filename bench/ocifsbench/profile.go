@@ -1,0 +1,104 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime/pprof"
+	"time"
+
+	"github.com/ocifs/ocifs/builder"
+	"github.com/ocifs/ocifs/cache"
+	"github.com/ocifs/ocifs/fusefs"
+)
+
+// runProfile builds REF from the cache as `ocifs build` does, but in this
+// process, so that the server can be profiled while mkfs.ext4 -d reads
+// the mount: it prints the phases' times and the FUSE requests by kind,
+// and writes a CPU profile of the whole build with -cpuprofile. With
+// -hold it leaves the mount up for that long after mounting, for strace
+// of a mkfs run by hand.
+func runProfile(args []string) error {
+	fl := flag.NewFlagSet("profile", flag.ContinueOnError)
+	ref := fl.String("ref", "", "image reference, cached in -cache")
+	dir := fl.String("cache", "", "ocifs cache directory")
+	cpu := fl.String("cpuprofile", "", "write a CPU profile here")
+	out := fl.String("out", "", "output image (default: a temporary file)")
+	prefetch := fl.Bool("prefetch", false, "mount with fusefs.Options.Prefetch")
+	pullOnly := fl.Bool("pull", false, "only pull REF into -cache (which should be empty), profiled")
+	if err := fl.Parse(args); err != nil {
+		return err
+	}
+	if *ref == "" || *dir == "" {
+		return fmt.Errorf("profile takes -ref REF -cache DIR")
+	}
+	if *cpu != "" {
+		f, err := os.Create(*cpu)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
+	t0 := time.Now()
+	ctx := context.Background()
+	store, err := cache.Open(*dir, cache.Options{})
+	if err != nil {
+		return err
+	}
+	if *pullOnly {
+		img, err := store.Pull(ctx, *ref, cache.PullOptions{})
+		if err != nil {
+			return err
+		}
+		fmt.Printf("pulled %s in %v\n", img.Digest, time.Since(t0))
+		return img.Close()
+	}
+	img, err := store.Get(ctx, *ref, cache.PullOptions{})
+	if err != nil {
+		return err
+	}
+	defer img.Close()
+	tree, err := img.Tree(ctx, 0)
+	if err != nil {
+		return err
+	}
+	t1 := time.Now()
+	mnt, err := os.MkdirTemp("", "ocifsbench-mnt-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(mnt)
+	srv, err := fusefs.Mount(mnt, tree, img, fusefs.Options{Prefetch: *prefetch})
+	if err != nil {
+		return err
+	}
+	t2 := time.Now()
+	if *out == "" {
+		tmp, err := os.MkdirTemp("", "ocifsbench-out-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		*out = tmp + "/image.ext4"
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	res, err := builder.Build(ctx, tree, mnt, *out, builder.Options{
+		Seed: img.Digest.String(), Headroom: builder.DefaultHeadroom, Logger: log,
+	})
+	t3 := time.Now()
+	stats := srv.Stats()
+	if uerr := srv.Unmount(); err == nil {
+		err = uerr
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Printf("open+tree %v, mount %v, build %v (%v), unmount %v\n",
+		t1.Sub(t0), t2.Sub(t1), t3.Sub(t2), res.Elapsed, time.Since(t3))
+	fmt.Printf("requests: %s\n", stats)
+	return nil
+}
