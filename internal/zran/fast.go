@@ -8,6 +8,12 @@ import "encoding/binary"
 // 8-byte load to at least 56 bits, enough for a length code, its extra
 // bits, a distance code and its extra bits (15+5+15+13 = 48), or for three
 // literals. Locals keep the state in registers; it is stored back on exit.
+//
+// It is exempt from race instrumentation (which slows it about tenfold and
+// made the real-layer tests too slow for -race): it only touches the
+// state of one decoder, which is never shared between goroutines.
+//
+//go:norace
 func (f *inflater) fast() {
 	in, ip := f.in, f.ip
 	inEnd := len(in) - 8
@@ -16,6 +22,7 @@ func (f *inflater) fast() {
 	bits, nb := f.bits, f.nb
 	lit, dist := f.lit, f.dist
 	hist := f.hist
+	trackEnd := f.trackEnd
 	var err string
 
 loop:
@@ -102,6 +109,9 @@ loop:
 		}
 
 		src, end := w-dd, w+length
+		if w < trackEnd {
+			f.markUsed(src, length)
+		}
 		switch {
 		case dd >= 8:
 			// 8 bytes at a time; may write up to 7 bytes past the match,

@@ -73,6 +73,9 @@ func FuzzInflate(f *testing.F) {
 		}
 		gz := gzipMembers(t, payload, lvl, shape&8 != 0)
 		checkResume(t, gz, payload)
+		// Spans longer than the window: thinned windows.
+		_, x := index(t, gz, WindowSize+1+int64(shape)*1000)
+		checkSpans(t, gz, payload, x)
 	})
 }
 

@@ -102,6 +102,8 @@ func (d *decoder) slide() int {
 	copy(d.out, d.out[shift:d.w])
 	d.w -= shift
 	d.hist = max(0, d.hist-shift)
+	d.trackEnd = max(0, d.trackEnd-shift)
+	d.trackLo -= shift
 	d.crcFrom = d.w
 	return shift
 }

@@ -61,6 +61,20 @@ type inflater struct {
 	clen      table
 	lens      [maxNumLit + maxNumDist]uint8
 	err       error
+
+	// Back-references made while w < trackEnd mark the bytes they copy
+	// from in used, indexed from out[trackLo] (see Reader: sparse windows).
+	trackEnd int
+	trackLo  int
+	used     []bool
+}
+
+// markUsed records that a back-reference copies out[src:src+n].
+func (f *inflater) markUsed(src, n int) {
+	lo, hi := src-f.trackLo, min(src-f.trackLo+n, len(f.used))
+	for i := max(lo, 0); i < hi; i++ {
+		f.used[i] = true
+	}
 }
 
 // corrupt records and returns an ErrCorrupt error at the current position.
@@ -329,6 +343,9 @@ func (f *inflater) slowSymbol() error {
 	dist := int(d>>16) + int(x)
 	if dist > f.w-f.hist {
 		return f.corrupt("distance too far back")
+	}
+	if f.w < f.trackEnd {
+		f.markUsed(f.w-dist, length)
 	}
 	f.copyLen, f.copyDist = length, dist
 	f.copyPending()

@@ -47,8 +47,8 @@ func TestInflateLevels(t *testing.T) {
 				raw := enc()
 				for _, chunk := range []int{1, 257, 4096, outChunk} {
 					t.Run(fmt.Sprintf("%s/level%d/k%d/chunk%d", name, level, ki, chunk), func(t *testing.T) {
-						if chunk == 1 && len(data) > 64<<10 && testing.Short() {
-							t.Skip("slow in -short")
+						if chunk == 1 && len(data) > 64<<10 && (testing.Short() || raceEnabled) {
+							t.Skip("slow in -short and -race")
 						}
 						src := io.Reader(bytes.NewReader(raw))
 						if chunk == 257 {

@@ -19,7 +19,20 @@ type Reader struct {
 	rpos    int   // d.out[rpos:d.w] is decoded but not yet read
 	cps     []checkpoint
 	wc      windowCoder
+	pend    pending
 	err     error // sticky: io.EOF once the stream has ended cleanly
+}
+
+// pending is the last checkpoint while its window is being thinned: the
+// output that follows it for WindowSize bytes marks which window bytes
+// back-references copy; the others are zeroed before compression (about
+// nine in ten, so a thinned window compresses about five times smaller).
+// Output further on cannot reach back into the window.
+type pending struct {
+	active bool
+	cp     int    // index in cps
+	win    []byte // copy of the window
+	used   []bool // used[i]: win[i] is copied by a back-reference
 }
 
 // NewReader returns a Reader of the uncompressed bytes of the gzip stream
@@ -86,14 +99,42 @@ func (z *Reader) decode() {
 		z.rpos = z.d.w
 	}
 	ev, err := z.d.next()
-	switch {
-	case err != nil:
+	if err != nil {
 		z.err = fmt.Errorf("decompressing gzip at compressed byte %d: %w", z.d.bitPos()/8, err)
-	case ev == evBlock:
+		return
+	}
+	z.settle(ev == evEnd)
+	switch ev {
+	case evBlock:
 		z.blockStart()
-	case ev == evEnd:
+	case evEnd:
 		z.err = io.EOF
 	}
+}
+
+// settle stores the pending window once its marks are complete: enough
+// output has followed, a new member has started (members do not refer to
+// each other) or the stream has ended.
+func (z *Reader) settle(ended bool) {
+	d := &z.d
+	if z.pend.active && (ended || d.w >= d.trackEnd || d.hist >= d.trackLo+len(z.pend.win)) {
+		z.storePending(true)
+	}
+}
+
+// storePending compresses the pending window, thinned or whole.
+func (z *Reader) storePending(thin bool) {
+	p := &z.pend
+	if thin {
+		for i, u := range p.used {
+			if !u {
+				p.win[i] = 0
+			}
+		}
+	}
+	z.cps[p.cp].win = z.wc.compress(p.win)
+	p.active = false
+	z.d.trackEnd, z.d.used = 0, nil
 }
 
 // blockStart records a checkpoint if one is due.
@@ -102,13 +143,26 @@ func (z *Reader) blockStart() {
 	if n := len(z.cps); n > 0 && off-z.cps[n-1].out < z.span {
 		return
 	}
-	win := z.d.out[max(z.d.hist, z.d.w-WindowSize):z.d.w]
-	z.cps = append(z.cps, checkpoint{
-		in:   z.d.bitPos(),
-		out:  off,
-		wlen: len(win),
-		win:  z.wc.compress(win),
-	})
+	if z.pend.active {
+		// Checkpoints closer than WindowSize (spans that small are for
+		// tests): the previous window cannot be thinned yet, keep it whole.
+		z.storePending(false)
+	}
+	d := &z.d
+	win := d.out[max(d.hist, d.w-WindowSize):d.w]
+	z.cps = append(z.cps, checkpoint{in: d.bitPos(), out: off, wlen: len(win)})
+	if len(win) == 0 {
+		return
+	}
+	p := &z.pend
+	p.active, p.cp = true, len(z.cps)-1
+	p.win = append(p.win[:0], win...)
+	if cap(p.used) < len(win) {
+		p.used = make([]bool, WindowSize)
+	}
+	p.used = p.used[:len(win)]
+	clear(p.used)
+	d.used, d.trackLo, d.trackEnd = p.used, d.w-len(win), d.w+WindowSize
 }
 
 // Size is the number of uncompressed bytes decoded so far.

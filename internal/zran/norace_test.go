@@ -1,0 +1,5 @@
+//go:build !race
+
+package zran
+
+const raceEnabled = false
