@@ -25,6 +25,7 @@ declare -A pkgs=(
 	[fusermount3]=fuse3
 	[setfattr]=attr
 	[debootstrap]=debootstrap
+	[pigz]=pigz
 	[strace]=strace
 )
 
