@@ -58,7 +58,9 @@ type Options struct {
 	// Logger receives debug detail (commands run, their output);
 	// nil discards it.
 	Logger *slog.Logger
-	// Progress, when set, is called as each phase starts.
+	// Progress, when set, is called as each phase starts. Once it was
+	// called with PhaseIndex, the source directory is not read again
+	// (the caller may unmount it while e2fsck runs).
 	Progress func(Phase)
 }
 

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/urfave/cli/v2"
 
@@ -176,7 +177,9 @@ func unwrapPathErr(err error) error {
 }
 
 // buildImage merges the layers, mounts the tree privately on a temporary
-// directory, runs the builder over it and unmounts.
+// directory, runs the builder over it and unmounts. The mount prefetches
+// file content (mkfs.ext4 -d reads every file it lists), and is
+// unmounted while e2fsck runs: mkfs is the only reader.
 func buildImage(ctx context.Context, g *globals, img *cache.Image, req *buildRequest, show *phases) (*builder.Result, error) {
 	show.start("merge")
 	tree, err := mergeImage(ctx, img, 0)
@@ -189,22 +192,35 @@ func buildImage(ctx context.Context, g *globals, img *cache.Image, req *buildReq
 		return nil, fmt.Errorf("creating a mount point: %w", err)
 	}
 	defer os.Remove(mnt)
-	srv, err := fusefs.Mount(mnt, tree, img, fusefs.Options{Logger: g.Log, FsName: "ocifs:" + img.Ref})
+	srv, err := fusefs.Mount(mnt, tree, img, fusefs.Options{Logger: g.Log, FsName: "ocifs:" + img.Ref, Prefetch: true})
 	if err != nil {
 		return nil, err
 	}
 	total := contentBytes(tree)
 	read := func() string {
-		return fmt.Sprintf("%s of %s read", humanBytes(int64(srv.Stats().ReadBytes)), humanBytes(total))
+		s := srv.Stats()
+		return fmt.Sprintf("%s of %s read", humanBytes(int64(s.ReadBytes+s.PrefetchedBytes)), humanBytes(total))
+	}
+	unmounted := make(chan error, 1)
+	var once sync.Once
+	unmount := func() {
+		once.Do(func() {
+			g.Log.Debug("mount served mkfs", "requests", srv.Stats().String())
+			go func() { unmounted <- srv.Unmount() }()
+		})
 	}
 	res, err := runBuilder(ctx, g, tree, mnt, img, req, func(p builder.Phase) {
-		if p == builder.PhaseMkfs {
+		switch p {
+		case builder.PhaseMkfs:
 			show.startWith(string(p), read)
-		} else {
-			show.start(string(p))
+			return
+		case builder.PhaseIndex:
+			unmount() // mkfs is done, and never runs again after this phase
 		}
+		show.start(string(p))
 	})
-	if uerr := srv.Unmount(); uerr != nil {
+	unmount()
+	if uerr := <-unmounted; uerr != nil {
 		g.Log.Warn("unmounting the build's mount", "dir", mnt, "error", uerr)
 		if err == nil {
 			err = uerr
