@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"runtime/pprof"
 	"time"
 
@@ -28,6 +29,7 @@ func runProfile(args []string) error {
 	out := fl.String("out", "", "output image (default: a temporary file)")
 	prefetch := fl.Bool("prefetch", false, "mount with fusefs.Options.Prefetch")
 	pullOnly := fl.Bool("pull", false, "only pull REF into -cache (which should be empty), profiled")
+	command := fl.String("cmd", "", "instead of building, run this shell command with $MNT set to the mount")
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
@@ -77,6 +79,9 @@ func runProfile(args []string) error {
 		return err
 	}
 	t2 := time.Now()
+	if *command != "" {
+		return runOnMount(srv, mnt, *command)
+	}
 	if *out == "" {
 		tmp, err := os.MkdirTemp("", "ocifsbench-out-")
 		if err != nil {
@@ -101,4 +106,22 @@ func runProfile(args []string) error {
 		t1.Sub(t0), t2.Sub(t1), t3.Sub(t2), res.Elapsed, time.Since(t3))
 	fmt.Printf("requests: %s\n", stats)
 	return nil
+}
+
+// runOnMount runs a shell command against the mount and reports its time
+// and the requests it caused.
+func runOnMount(srv *fusefs.Server, mnt, command string) error {
+	cmd := exec.Command("bash", "-c", command)
+	cmd.Env = append(os.Environ(), "MNT="+mnt)
+	cmd.Dir = "/"
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	start := time.Now()
+	err := cmd.Run()
+	took := time.Since(start)
+	stats := srv.Stats()
+	if uerr := srv.Unmount(); err == nil {
+		err = uerr
+	}
+	fmt.Printf("%s: %v\nrequests: %s\n", command, took, stats)
+	return err
 }

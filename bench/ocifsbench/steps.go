@@ -30,8 +30,11 @@ func sh(format string, args ...any) (string, error) {
 	return string(out), nil
 }
 
+// dropCaches empties the page, dentry and inode caches, then lets the
+// kernel settle for half a second (write-back, FUSE forgets), the same
+// for both sides.
 func dropCaches() error {
-	_, err := sh("sync && echo 3 > /proc/sys/vm/drop_caches")
+	_, err := sh("sync && echo 3 > /proc/sys/vm/drop_caches && sleep 0.5")
 	return err
 }
 
@@ -93,7 +96,13 @@ func (b *bench) pipeline() error {
 	return nil
 }
 
+// coldBuild times a pull into an empty cache, then a build from an
+// empty cache (pull included).
 func (b *bench) coldBuild() error {
+	os.RemoveAll(b.cold)
+	if _, err := b.timed("ocifs_pull_cold", "%s --cache-dir %s pull %s", b.cfg.ocifs, b.cold, b.cfg.ref); err != nil {
+		return err
+	}
 	os.RemoveAll(b.cold)
 	out := filepath.Join(b.cfg.work, "cold.ext4")
 	_, err := b.timed("ocifs_build_cold", "%s --cache-dir %s build %s %s", b.cfg.ocifs, b.cold, b.cfg.ref, out)
@@ -113,6 +122,9 @@ func (b *bench) warmBuild() error {
 	}
 	data, _ := os.ReadFile(log)
 	for _, l := range strings.Split(string(data), "\n") {
+		if _, req, ok := strings.Cut(l, "requests="); ok && strings.Contains(l, "mount served mkfs") {
+			b.facts["ocifs build: FUSE requests during mkfs (last run)"] = req
+		}
 		if !strings.Contains(l, "ran tool") {
 			continue
 		}
@@ -154,7 +166,22 @@ func (b *bench) mountAndWalk() error {
 		return fmt.Errorf("no mount server for %s", b.mnt)
 	}
 	b.add("server_vmhwm_mib", float64(statusKiB(pid, "VmHWM"))/1024)
-	return nil
+	return b.prefetchRead()
+}
+
+// prefetchRead times the full read over a mount made with --prefetch.
+func (b *bench) prefetchRead() error {
+	if err := exec.Command(b.cfg.ocifs, "umount", b.mnt).Run(); err != nil {
+		return fmt.Errorf("unmounting: %w", err)
+	}
+	if err := exec.Command(b.cfg.ocifs, "--cache-dir", b.warm, "mount", "--prefetch", b.cfg.ref, b.mnt).Run(); err != nil {
+		return fmt.Errorf("mounting with --prefetch: %w", err)
+	}
+	if err := dropCaches(); err != nil {
+		return err
+	}
+	_, err := b.timed("read_mount_prefetch", "tar -cf - -C %s . | wc -c", b.mnt)
+	return err
 }
 
 func (b *bench) walk(name, dir string) error {

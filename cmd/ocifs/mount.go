@@ -28,6 +28,7 @@ func mountCommand() *cli.Command {
 			&cli.BoolFlag{Name: "allow-other", Usage: "let other users in, enforcing the image's permissions (non-root: needs user_allow_other in /etc/fuse.conf)"},
 			&cli.IntFlag{Name: "layers", Usage: "mount the merge of the first `N` layers only"},
 			&cli.IntFlag{Name: "layer", Value: -1, Usage: "mount layer `I` (from 0, the base) alone, whiteout markers visible"},
+			&cli.BoolFlag{Name: "prefetch", Usage: "when a directory is listed, load its small files into the page cache right away (for reading whole trees: tar, grep -r, diff -r)"},
 		},
 		Action: runMount,
 	}
@@ -40,13 +41,14 @@ type mountRequest struct {
 	Layers     int    // > 0: merge only the first Layers layers
 	Layer      int    // >= 0: this layer alone, raw
 	AllowOther bool
+	Prefetch   bool
 }
 
 func parseMountRequest(c *cli.Context) (*mountRequest, error) {
 	if c.NArg() != 2 {
 		return nil, usagef("mount takes REF DIR, got %d arguments", c.NArg())
 	}
-	r := &mountRequest{Ref: c.Args().Get(0), Layers: c.Int("layers"), Layer: c.Int("layer"), AllowOther: c.Bool("allow-other")}
+	r := &mountRequest{Ref: c.Args().Get(0), Layers: c.Int("layers"), Layer: c.Int("layer"), AllowOther: c.Bool("allow-other"), Prefetch: c.Bool("prefetch")}
 	if c.IsSet("layers") && c.IsSet("layer") {
 		return nil, usagef("--layers and --layer exclude each other")
 	}

@@ -120,6 +120,9 @@ func mountServerArgs(g *globals, req *mountRequest) []string {
 	if req.AllowOther {
 		args = append(args, "--allow-other")
 	}
+	if req.Prefetch {
+		args = append(args, "--prefetch")
+	}
 	if req.Layers > 0 {
 		args = append(args, "--layers", strconv.Itoa(req.Layers))
 	}
@@ -239,6 +242,7 @@ func openMount(ctx context.Context, g *globals, req *mountRequest) (*openedMount
 	}
 	srv, err := fusefs.Mount(req.Dir, tree, img, fusefs.Options{
 		AllowOther: req.AllowOther, Debug: g.Debug, Logger: g.Log, FsName: "ocifs:" + img.Ref,
+		Prefetch: req.Prefetch,
 	})
 	if err != nil {
 		img.Close()
