@@ -44,10 +44,11 @@ func (s *Store) Prune(ctx context.Context, opts PruneOptions) (*PruneReport, err
 	if err != nil {
 		return nil, err
 	}
-	keepBlobs, keepDiffIDs := s.referenced(im)
+	keepBlobs, keepDiffIDs, keepTrees := s.referenced(im)
 	s.sweep(filepath.Join(blobsDir, "sha256"), keepBlobs, opts.DryRun, rep)
 	s.sweep(filepath.Join(indexesDir, "sha256"), keepDiffIDs, opts.DryRun, rep)
 	s.sweep(filepath.Join(unpackedDir, "sha256"), keepDiffIDs, opts.DryRun, rep)
+	s.sweep(filepath.Join(treesDir, "sha256"), keepTrees, opts.DryRun, rep)
 	s.sweepTemps(opts.DryRun, rep)
 	s.sweepLocks(opts.DryRun)
 	sort.Strings(rep.Removed)
@@ -90,10 +91,12 @@ func (s *Store) untag(ctx context.Context, opts PruneOptions, rep *PruneReport) 
 	return result, s.updateIndex(ctx, forget)
 }
 
-// referenced collects the blobs and diffIDs of the images in im. A damaged
-// image keeps what can still be read of it.
-func (s *Store) referenced(im *v1.IndexManifest) (blobs, diffIDs map[string]bool) {
-	blobs, diffIDs = map[string]bool{}, map[string]bool{}
+// referenced collects the blobs and diffIDs of the images in im, and the
+// names of the saved trees of their layer stacks (every prefix: mount
+// --layers N saves those too). A damaged image keeps what can still be
+// read of it.
+func (s *Store) referenced(im *v1.IndexManifest) (blobs, diffIDs, trees map[string]bool) {
+	blobs, diffIDs, trees = map[string]bool{}, map[string]bool{}, map[string]bool{}
 	for _, d := range im.Manifests {
 		blobs[d.Digest.Hex] = true
 		blobs[sourceDigest(d).Hex] = true
@@ -106,9 +109,10 @@ func (s *Store) referenced(im *v1.IndexManifest) (blobs, diffIDs map[string]bool
 		for i, l := range m.Layers {
 			blobs[l.Digest.Hex] = true
 			diffIDs[cf.RootFS.DiffIDs[i].Hex] = true
+			trees[treeName(cf.RootFS.DiffIDs[:i+1])] = true
 		}
 	}
-	return blobs, diffIDs
+	return blobs, diffIDs, trees
 }
 
 // sweep removes the files of dir (relative) whose names are not in keep.

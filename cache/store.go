@@ -82,7 +82,7 @@ func Open(dir string, opts Options) (*Store, error) {
 func (s *Store) Dir() string { return s.dir }
 
 func (s *Store) init() error {
-	for _, d := range []string{"blobs/sha256", "ocifs/index/sha256", "ocifs/unpacked/sha256", tmpDir, locksDir} {
+	for _, d := range []string{"blobs/sha256", "ocifs/index/sha256", "ocifs/unpacked/sha256", treesDir + "/sha256", tmpDir, locksDir} {
 		if err := os.MkdirAll(s.path(d), 0o755); err != nil {
 			return err
 		}

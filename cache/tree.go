@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/ocifs/ocifs/overlay"
 )
 
@@ -53,13 +54,34 @@ func (img *Image) Tree(ctx context.Context, n int) (*overlay.Tree, error) {
 
 // treePath names the saved tree of a layer stack.
 func (s *Store) treePath(layers []Layer) string {
+	diffIDs := make([]v1.Hash, len(layers))
+	for i, l := range layers {
+		diffIDs[i] = l.DiffID
+	}
+	return filepath.Join(s.dir, treesDir, "sha256", treeName(diffIDs))
+}
+
+// treeName is the file name of the saved tree of a layer stack: a hash of
+// the diffIDs in order and of overlay.TreeVersion.
+func treeName(diffIDs []v1.Hash) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "ocifs merged tree v%d\n", overlay.TreeVersion)
-	for _, l := range layers {
-		h.Write([]byte(l.DiffID.String() + "\n"))
+	for _, d := range diffIDs {
+		h.Write([]byte(d.String() + "\n"))
 	}
-	h.Write([]byte(strconv.Itoa(len(layers))))
-	return filepath.Join(s.dir, treesDir, "sha256", hex.EncodeToString(h.Sum(nil)))
+	h.Write([]byte(strconv.Itoa(len(diffIDs))))
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// verifyTree checks that a saved tree decodes; a bad one is merged again
+// the next time it is needed.
+func verifyTree(path string) (int64, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	_, err = overlay.UnmarshalTree(data, -1)
+	return int64(len(data)), err
 }
 
 func (s *Store) saveTree(path string, data []byte) error {

@@ -63,3 +63,47 @@ func TestTreeIsSavedAndReused(t *testing.T) {
 		t.Error("damaged tree file was not replaced")
 	}
 }
+
+// TestTreesVerifiedAndPruned checks that cache verify finds a damaged
+// saved tree (and --repair removes it), and that prune keeps the trees of
+// stored images, prefixes included, and removes the others.
+func TestTreesVerifiedAndPruned(t *testing.T) {
+	addr, _ := startRegistry(t)
+	img, _ := threeLayers(t)
+	ref := addr + "/tree:v1"
+	push(t, ref, img)
+	s := openStore(t, "")
+	ctx := context.Background()
+	ci, err := s.Pull(ctx, ref, PullOptions{})
+	must(t, err)
+	defer ci.Close()
+	for _, n := range []int{0, 1} {
+		_, err := ci.Tree(ctx, n)
+		must(t, err)
+	}
+	full, one := s.treePath(ci.Layers), s.treePath(ci.Layers[:1])
+	stray := filepath.Join(filepath.Dir(full), treeName(nil))
+	must(t, os.WriteFile(stray, []byte("not a tree"), 0o644))
+
+	rep, err := s.Verify(ctx, VerifyOptions{Repair: true})
+	must(t, err)
+	if rep.Trees != 3 || len(rep.Problems) != 1 || rep.Problems[0].Kind != ProblemTree || !rep.Problems[0].Repaired {
+		t.Fatalf("verify: %d trees, problems %+v; want 3 trees and the stray one found and removed", rep.Trees, rep.Problems)
+	}
+	must(t, os.WriteFile(stray, []byte("not a tree"), 0o644))
+	_, err = s.Prune(ctx, PruneOptions{})
+	must(t, err)
+	for _, p := range []string{full, one} {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("prune removed a tree in use: %v", err)
+		}
+	}
+	if _, err := os.Stat(stray); !os.IsNotExist(err) {
+		t.Errorf("prune kept an unreferenced tree: %v", err)
+	}
+	_, err = s.Prune(ctx, PruneOptions{All: true})
+	must(t, err)
+	if _, err := os.Stat(full); !os.IsNotExist(err) {
+		t.Errorf("prune --all kept a tree: %v", err)
+	}
+}

@@ -29,6 +29,7 @@ const (
 	ProblemBlob     = "blob"     // content does not hash to its name
 	ProblemIndex    = "index"    // corrupt, truncated, old or misnamed index
 	ProblemUnpacked = "unpacked" // unpacked copy does not hash to its diffID
+	ProblemTree     = "tree"     // saved merged tree that does not decode
 	ProblemMissing  = "missing"  // an image in index.json lacks a piece
 	ProblemStray    = "stray"    // a file whose name is not a sha256 digest
 )
@@ -47,6 +48,7 @@ type VerifyReport struct {
 	Blobs    int       `json:"blobs"` // files checked, by kind
 	Indexes  int       `json:"indexes"`
 	Unpacked int       `json:"unpacked"`
+	Trees    int       `json:"trees"`
 	Bytes    int64     `json:"bytes"` // bytes hashed
 	Problems []Problem `json:"problems"`
 }
@@ -91,8 +93,11 @@ func (s *Store) verifyFiles(ctx context.Context, jobs int, rep *VerifyReport) er
 	var mu sync.Mutex // guards rep
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(jobs)
-	for _, kind := range []string{ProblemBlob, ProblemIndex, ProblemUnpacked} {
+	for _, kind := range []string{ProblemBlob, ProblemIndex, ProblemUnpacked, ProblemTree} {
 		ents, err := os.ReadDir(s.kindDir(kind))
+		if kind == ProblemTree && os.IsNotExist(err) {
+			continue // no tree saved yet
+		}
 		if err != nil {
 			return fmt.Errorf("verifying %s: %w", s.kindDir(kind), err)
 		}
@@ -124,6 +129,8 @@ func (r *VerifyReport) count(kind string, n int64) {
 		r.Indexes++
 	case ProblemUnpacked:
 		r.Unpacked++
+	case ProblemTree:
+		r.Trees++
 	}
 }
 
@@ -133,6 +140,8 @@ func (s *Store) kindDir(kind string) string {
 		return filepath.Join(s.dir, indexesDir, "sha256")
 	case ProblemUnpacked:
 		return filepath.Join(s.dir, unpackedDir, "sha256")
+	case ProblemTree:
+		return filepath.Join(s.dir, treesDir, "sha256")
 	}
 	return filepath.Join(s.dir, blobsDir, "sha256")
 }
@@ -147,6 +156,13 @@ func (s *Store) verifyFile(kind, name string) (int64, *Problem) {
 	}
 	bad := func(detail string) *Problem {
 		return &Problem{Kind: kind, Digest: h.String(), Path: rel, Detail: detail}
+	}
+	if kind == ProblemTree {
+		n, err := verifyTree(path)
+		if err != nil {
+			return n, bad(err.Error())
+		}
+		return n, nil
 	}
 	if kind == ProblemIndex {
 		b, err := os.ReadFile(path)
@@ -203,7 +219,7 @@ func (s *Store) repair(rep *VerifyReport) {
 	for i := range rep.Problems {
 		p := &rep.Problems[i]
 		switch p.Kind {
-		case ProblemBlob, ProblemIndex, ProblemUnpacked, ProblemStray:
+		case ProblemBlob, ProblemIndex, ProblemUnpacked, ProblemTree, ProblemStray:
 			if err := os.Remove(filepath.Join(s.dir, p.Path)); err == nil || os.IsNotExist(err) {
 				p.Repaired = true
 				s.log.Info("removed bad file", "path", p.Path)

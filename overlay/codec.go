@@ -102,7 +102,7 @@ func appendNode(b, blob []byte, n *Node) ([]byte, []byte) {
 }
 
 // UnmarshalTree decodes a tree saved by MarshalBinary from a merge of
-// the given number of layers.
+// the given number of layers (layers < 0: whatever number it records).
 func UnmarshalTree(data []byte, layers int) (*Tree, error) {
 	if len(data) < len(treeMagic)+8 || string(data[:len(treeMagic)]) != treeMagic {
 		return nil, fmt.Errorf("%w: not a tree file", errTreeCorrupt)
@@ -115,7 +115,7 @@ func UnmarshalTree(data []byte, layers int) (*Tree, error) {
 		return nil, fmt.Errorf("%w: checksum mismatch", errTreeCorrupt)
 	}
 	d := &treeDecoder{b: body[len(treeMagic)+4:]}
-	t, err := d.tree(layers)
+	t, layers, err := d.tree(layers)
 	if err == nil {
 		err = t.check(layers)
 	}

@@ -69,15 +69,19 @@ func (d *treeDecoder) fail(format string, args ...any) {
 	}
 }
 
-func (d *treeDecoder) tree(layers int) (*Tree, error) {
-	if got := d.uvarint(); got != uint64(layers) {
-		return nil, fmt.Errorf("made from %d layers, want %d", got, layers)
+// tree decodes the records; it returns the number of layers the tree was
+// merged from.
+func (d *treeDecoder) tree(layers int) (*Tree, int, error) {
+	if got := d.uvarint(); layers < 0 && got <= math.MaxInt32 {
+		layers = int(got)
+	} else if got != uint64(layers) {
+		return nil, 0, fmt.Errorf("made from %d layers, want %d", got, layers)
 	}
 	nodes := d.count(len(d.b), 12)
 	dirents := d.count(len(d.b), 2)
 	blob := d.count(len(d.b), 1)
 	if d.err != nil || len(d.b) < blob+1 {
-		return nil, errShort
+		return nil, 0, errShort
 	}
 	t := &Tree{xattrs: d.b[0]&1 != 0}
 	d.blob = string(d.b[1 : 1+blob])
@@ -92,11 +96,11 @@ func (d *treeDecoder) tree(layers int) (*Tree, error) {
 	}
 	switch {
 	case d.err != nil:
-		return nil, d.err
+		return nil, 0, d.err
 	case len(d.b) != 0 || len(d.blob) != 0:
-		return nil, errors.New("trailing data")
+		return nil, 0, errors.New("trailing data")
 	}
-	return t, nil
+	return t, layers, nil
 }
 
 func (d *treeDecoder) node(n *Node, ino uint32) {

@@ -58,6 +58,9 @@ func TestTreeSparseRoundTrip(t *testing.T) {
 func TestUnmarshalTreeRejects(t *testing.T) {
 	s := stack{tarOf(dir("d"), file("d/a", "a"), file("b", "b"))}
 	good := mustMerge(t, s).MarshalBinary(1)
+	if _, err := UnmarshalTree(good, -1); err != nil {
+		t.Errorf("any layer count: %v", err)
+	}
 	if _, err := UnmarshalTree(good, 2); err == nil {
 		t.Error("a tree of 1 layer accepted for 2")
 	}

@@ -160,8 +160,8 @@ func printVerify(w io.Writer, rep *cache.VerifyReport) error {
 			return err
 		}
 	}
-	_, err := fmt.Fprintf(w, "checked %d blobs, %d indexes, %d unpacked copies (%s): %d problem(s)\n",
-		rep.Blobs, rep.Indexes, rep.Unpacked, humanBytes(rep.Bytes), len(rep.Problems))
+	_, err := fmt.Fprintf(w, "checked %d blobs, %d indexes, %d unpacked copies, %d merged trees (%s): %d problem(s)\n",
+		rep.Blobs, rep.Indexes, rep.Unpacked, rep.Trees, humanBytes(rep.Bytes), len(rep.Problems))
 	return err
 }
 
