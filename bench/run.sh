@@ -55,10 +55,14 @@ mirror() {
 
 work=${work:-$(mktemp -d /var/tmp/ocifs-bench.XXXXXX)}
 mkdir -p "$work/bin"
+work=$(cd "$work" && pwd)
 out=${out:-$work/report.md}
 regpid=""
 cleanup() {
-	[ -n "$regpid" ] && kill "$regpid" 2>/dev/null && wait "$regpid" 2>/dev/null
+	if [ -n "$regpid" ]; then
+		kill "$regpid" 2>/dev/null || true
+		wait "$regpid" 2>/dev/null || true
+	fi
 	if mountpoint -q "$work/mnt" 2>/dev/null; then "$work/bin/ocifs" umount "$work/mnt" || true; fi
 	if [ "$keep" -eq 0 ]; then
 		find "$work" -mindepth 1 -maxdepth 1 ! -name "$(basename "$out")" -exec rm -rf {} +

@@ -123,8 +123,16 @@
 // sends about 800 READs instead of 5,600, and the pushing runs on
 // another CPU meanwhile. A file that a READ asked for first is not
 // pushed again. The cost is page cache for files nobody reads, so
-// `ocifs build` uses it and `ocifs mount` does not. Stats counts what was
-// pushed.
+// `ocifs build` uses it and `ocifs mount` only with --prefetch. Stats
+// counts what was pushed.
+//
+// Server.Warm goes one step further for a reader whose order is known:
+// it walks the mount from the serving process in mkfs.ext4 -d's order,
+// listing every directory and reading every symlink, so that those round
+// trips (and, with Prefetch, the pushes they trigger) run on another CPU
+// ahead of the reader. With both, mkfs.ext4 -d over the Debian image
+// sends about 160 READs and almost no other request itself, and takes
+// about as long as over an extracted tree.
 //
 // # Hazards
 //

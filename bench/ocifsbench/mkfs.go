@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 
 	"github.com/ocifs/ocifs/builder"
 	"github.com/ocifs/ocifs/cache"
@@ -47,7 +48,15 @@ func runMkfs(args []string) error {
 	if *debug {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	res, err := builder.Build(ctx, tree, fl.Arg(0), fl.Arg(1), builder.Options{
+	src, err := filepath.Abs(fl.Arg(0)) // the tools run in "/"
+	if err != nil {
+		return err
+	}
+	out, err := filepath.Abs(fl.Arg(1))
+	if err != nil {
+		return err
+	}
+	res, err := builder.Build(ctx, tree, src, out, builder.Options{
 		Seed: img.Digest.String(), Headroom: builder.DefaultHeadroom, Logger: log,
 	})
 	if err != nil {

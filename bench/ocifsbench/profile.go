@@ -29,6 +29,7 @@ func runProfile(args []string) error {
 	out := fl.String("out", "", "output image (default: a temporary file)")
 	prefetch := fl.Bool("prefetch", false, "mount with fusefs.Options.Prefetch")
 	pullOnly := fl.Bool("pull", false, "only pull REF into -cache (which should be empty), profiled")
+	warm := fl.Bool("warm", false, "walk the mount ahead of mkfs (fusefs.Server.Warm)")
 	command := fl.String("cmd", "", "instead of building, run this shell command with $MNT set to the mount")
 	if err := fl.Parse(args); err != nil {
 		return err
@@ -91,9 +92,20 @@ func runProfile(args []string) error {
 		*out = tmp + "/image.ext4"
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	wctx, stopWarm := context.WithCancel(ctx)
+	warmed := make(chan error, 1)
+	go func() {
+		if *warm {
+			warmed <- srv.Warm(wctx)
+		} else {
+			warmed <- nil
+		}
+	}()
 	res, err := builder.Build(ctx, tree, mnt, *out, builder.Options{
 		Seed: img.Digest.String(), Headroom: builder.DefaultHeadroom, Logger: log,
 	})
+	stopWarm()
+	<-warmed
 	t3 := time.Now()
 	stats := srv.Stats()
 	if uerr := srv.Unmount(); err == nil {

@@ -178,8 +178,9 @@ func unwrapPathErr(err error) error {
 
 // buildImage merges the layers, mounts the tree privately on a temporary
 // directory, runs the builder over it and unmounts. The mount prefetches
-// file content (mkfs.ext4 -d reads every file it lists), and is
-// unmounted while e2fsck runs: mkfs is the only reader.
+// file content (mkfs.ext4 -d reads every file it lists), is walked ahead
+// of mkfs (fusefs.Server.Warm), and is unmounted while e2fsck runs: mkfs
+// is the only reader.
 func buildImage(ctx context.Context, g *globals, img *cache.Image, req *buildRequest, show *phases) (*builder.Result, error) {
 	show.start("merge")
 	tree, err := mergeImage(ctx, img, 0)
@@ -201,10 +202,19 @@ func buildImage(ctx context.Context, g *globals, img *cache.Image, req *buildReq
 		s := srv.Stats()
 		return fmt.Sprintf("%s of %s read", humanBytes(int64(s.ReadBytes+s.PrefetchedBytes)), humanBytes(total))
 	}
+	// Walk the mount ahead of mkfs, so that its round trips run beside
+	// mkfs rather than in its way; stopped before unmounting.
+	wctx, stopWarm := context.WithCancel(ctx)
+	warmed := make(chan error, 1)
+	go func() { warmed <- srv.Warm(wctx) }()
 	unmounted := make(chan error, 1)
 	var once sync.Once
 	unmount := func() {
 		once.Do(func() {
+			stopWarm()
+			if err := <-warmed; err != nil && !errors.Is(err, context.Canceled) {
+				g.Log.Debug("walking the mount ahead of mkfs", "err", err)
+			}
 			g.Log.Debug("mount served mkfs", "requests", srv.Stats().String())
 			go func() { unmounted <- srv.Unmount() }()
 		})
