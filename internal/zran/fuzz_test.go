@@ -31,9 +31,9 @@ func fuzzPayload(data []byte, shape uint8) []byte {
 		}
 		return append(out, data...)
 	case 2:
-		return synthBinary(min(len(data)*64, 512<<10), seed)
+		return synthBinary(min(len(data)*64, 192<<10), seed)
 	case 3:
-		return synthText(min(len(data)*64, 512<<10), seed)
+		return synthText(min(len(data)*64, 192<<10), seed)
 	}
 	return data
 }
