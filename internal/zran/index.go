@@ -78,12 +78,6 @@ func (x *Index) compressedEnd(i int) int64 {
 	return x.dataEnd
 }
 
-// EncodedSize is the length of MarshalBinary's output, without making it.
-func (x *Index) EncodedSize() int {
-	b, _ := x.MarshalBinary()
-	return len(b)
-}
-
 // windowCoder compresses windows, reusing one flate writer.
 type windowCoder struct {
 	buf bytes.Buffer

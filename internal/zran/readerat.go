@@ -50,18 +50,18 @@ func (ra *ReaderAt) put(st *atState) {
 }
 
 // resume sets d to decode from checkpoint i into out, with the window
-// already at out[:len(win)], stopping at limit.
-func (ra *ReaderAt) resume(d *decoder, i int, win []byte, out []byte, limit int) error {
+// already at out[:len(win)], reading the blob up to byte end.
+func (ra *ReaderAt) resume(d *decoder, i int, win []byte, out []byte, end int64) error {
 	c := &ra.x.cps[i]
 	start := c.in / 8
-	d.input.reset(io.NewSectionReader(ra.blob, start, ra.x.dataEnd-start), start)
+	d.input.reset(io.NewSectionReader(ra.blob, start, end-start), start)
 	if skip := uint(c.in % 8); skip > 0 {
 		if !d.need(skip) {
 			return d.eofErr()
 		}
 		d.consume(skip)
 	}
-	d.out, d.w, d.hist, d.limit = out, len(win), 0, limit
+	d.out, d.w, d.hist, d.limit = out, len(win), 0, len(win)
 	d.resumeBody()
 	return nil
 }
@@ -94,7 +94,7 @@ func (ra *ReaderAt) decodeSpan(d *decoder, i int) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := ra.resume(d, i, win, buf, 0); err != nil {
+	if err := ra.resume(d, i, win, buf, ra.x.compressedEnd(i)); err != nil {
 		return nil, err
 	}
 	for d.w < stop {
@@ -151,7 +151,7 @@ func (ra *ReaderAt) readAt(p []byte, off int64) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if err := ra.resume(d, i, win, out, 0); err != nil {
+	if err := ra.resume(d, i, win, out, ra.x.dataEnd); err != nil {
 		return 0, err
 	}
 	base := ra.x.cps[i].out - int64(len(win)) // offset of out[0]
