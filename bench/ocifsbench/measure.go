@@ -100,10 +100,15 @@ func (b *bench) prepare() error {
 	return nil
 }
 
+// toolName returns a debug log line's tool and its first argument,
+// joined by "_" ("e2fsck_-fyD").
 func toolName(logLine string) string {
 	_, after, _ := strings.Cut(logLine, `cmd="`)
-	name, _, _ := strings.Cut(after, " ")
-	return name
+	f := strings.Fields(after)
+	if len(f) > 1 {
+		return f[0] + "_" + f[1]
+	}
+	return strings.TrimSuffix(after, `"`)
 }
 
 func (b *bench) repetition(i int) error {

@@ -81,6 +81,13 @@ func runProfile(args []string) error {
 	}
 	t2 := time.Now()
 	if *command != "" {
+		if *warm { // before the command, timed alone
+			start := time.Now()
+			if err := srv.Warm(ctx); err != nil {
+				return err
+			}
+			fmt.Printf("warm: %v, %s\n", time.Since(start), srv.Stats())
+		}
 		return runOnMount(srv, mnt, *command)
 	}
 	if *out == "" {
