@@ -123,7 +123,8 @@ func checkReadAt(t testing.TB, gz, want []byte, x *Index, rng *rand.Rand, n, max
 	}
 }
 
-// realTar is a tar of real files under dir (sorted walk), cut after about
+// realTar is a tar of real files under dir (sorted walk, files over
+// limit/8 left out so that it holds many), ending once it holds about
 // limit bytes; built once per process and cached.
 func realTar(t testing.TB, dir string, limit int) []byte {
 	t.Helper()
@@ -145,7 +146,7 @@ func realTar(t testing.TB, dir string, limit int) []byte {
 		if err != nil {
 			return nil // unreadable: leave it out
 		}
-		return addTarEntry(tw, p, d)
+		return addTarEntry(tw, p, d, int64(limit/8))
 	})
 	tw.Close()
 	tarCache[key] = buf.Bytes()
@@ -162,9 +163,9 @@ var (
 	tarCache = map[tarKey][]byte{}
 )
 
-func addTarEntry(tw *tar.Writer, p string, d fs.DirEntry) error {
+func addTarEntry(tw *tar.Writer, p string, d fs.DirEntry, maxFile int64) error {
 	info, err := d.Info()
-	if err != nil || !(info.Mode().IsRegular() || info.IsDir() || info.Mode()&fs.ModeSymlink != 0) {
+	if err != nil || !(info.Mode().IsRegular() || info.IsDir() || info.Mode()&fs.ModeSymlink != 0) || info.Size() > maxFile {
 		return nil
 	}
 	link := ""
