@@ -2,6 +2,7 @@ package zran
 
 import (
 	"bytes"
+	"encoding"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -34,6 +35,11 @@ const (
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+var (
+	_ encoding.BinaryMarshaler   = (*Index)(nil)
+	_ encoding.BinaryUnmarshaler = (*Index)(nil)
+)
 
 // MarshalBinary encodes x; the encoding is deterministic.
 func (x *Index) MarshalBinary() ([]byte, error) {

@@ -10,8 +10,8 @@ import (
 // DefaultSpan is the output distance between checkpoints that NewReader
 // uses for span <= 0, chosen by measurement (see doc.go): a random 4 KiB
 // read decodes half a span on average (about 1 ms for 1 MiB of shared
-// libraries), while the index costs about 0.6% of the blob; 4 MiB would
-// save 0.45% of the blob for reads four times slower.
+// libraries), while the index costs about 0.5% of the blob; 4 MiB would
+// save 0.4% of the blob for reads three times slower.
 const DefaultSpan = 1 << 20
 
 // windowLevel is the compress/flate level windows are stored at.

@@ -23,6 +23,11 @@ type Reader struct {
 	err     error // sticky: io.EOF once the stream has ended cleanly
 }
 
+var (
+	_ io.Reader   = (*Reader)(nil)
+	_ io.WriterTo = (*Reader)(nil)
+)
+
 // pending is the last checkpoint while its window is being thinned: the
 // output that follows it for WindowSize bytes marks which window bytes
 // back-references copy; the others are zeroed before compression (about

@@ -17,6 +17,8 @@ type ReaderAt struct {
 	pool sync.Pool // of *atState
 }
 
+var _ io.ReaderAt = (*ReaderAt)(nil)
+
 // atState is the decoding state of one call.
 type atState struct {
 	d      decoder
