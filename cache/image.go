@@ -28,8 +28,8 @@ type Image struct {
 	// local path).
 	Stats PullStats
 
-	store *Store
-	files []*os.File // per layer: the unpacked copy, or the blob itself
+	store   *Store
+	content []layerContent // per layer (see content.go)
 }
 
 // Layer describes one layer of an Image.
@@ -61,34 +61,38 @@ type PullStats struct {
 var _ overlay.LayerReader = (*Image)(nil)
 
 // ReadLayerAt reads the uncompressed tar stream of layer i at off, with
-// io.ReaderAt semantics. It is one pread on an open file: no lock, no
-// allocation.
+// io.ReaderAt semantics. For a layer served from a plain file it is one
+// pread: no lock, no allocation; a compressed layer served from its blob
+// goes through the span cache.
 func (img *Image) ReadLayerAt(i int, p []byte, off int64) (int, error) {
-	if uint(i) >= uint(len(img.files)) {
-		return 0, fmt.Errorf("reading layer %d: image has %d layers", i, len(img.files))
+	if uint(i) >= uint(len(img.content)) {
+		return 0, fmt.Errorf("reading layer %d: image has %d layers", i, len(img.content))
 	}
-	return img.files[i].ReadAt(p, off)
+	return img.content[i].ReadAt(p, off)
 }
 
 // LayerFile returns the open file holding layer i's uncompressed tar
-// stream, for splice or passthrough. The file belongs to the Image: do not
-// close it, seek it or read it other than with pread.
+// stream, for splice or passthrough, and false when the layer has no such
+// file (it is decoded from its compressed blob as it is read). The file
+// belongs to the Image: do not close it, seek it or read it other than
+// with pread.
 func (img *Image) LayerFile(i int) (*os.File, bool) {
-	if uint(i) >= uint(len(img.files)) {
+	if uint(i) >= uint(len(img.content)) {
 		return nil, false
 	}
-	return img.files[i], true
+	f := img.content[i].File()
+	return f, f != nil
 }
 
 // Close closes the layer files.
 func (img *Image) Close() error {
 	var errs []error
-	for _, f := range img.files {
-		if f != nil {
-			errs = append(errs, f.Close())
+	for _, c := range img.content {
+		if c != nil {
+			errs = append(errs, c.Close())
 		}
 	}
-	img.files = nil
+	img.content = nil
 	return errors.Join(errs...)
 }
 

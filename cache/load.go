@@ -18,18 +18,18 @@ func (s *Store) loadImage(ref string, d v1.Descriptor) (*Image, error) {
 	}
 	img := &Image{Ref: ref, Digest: sourceDigest(d), Manifest: m, Config: cf, Platform: configPlatform(cf), store: s}
 	for i, d := range m.Layers {
-		l, f, err := s.openLayer(d, cf.RootFS.DiffIDs[i])
+		l, c, err := s.openLayer(d, cf.RootFS.DiffIDs[i])
 		if err != nil {
 			img.Close()
 			return nil, err
 		}
 		img.Layers = append(img.Layers, l)
-		img.files = append(img.files, f)
+		img.content = append(img.content, c)
 	}
 	return img, nil
 }
 
-func (s *Store) openLayer(d v1.Descriptor, diffID v1.Hash) (Layer, *os.File, error) {
+func (s *Store) openLayer(d v1.Descriptor, diffID v1.Hash) (Layer, layerContent, error) {
 	if !exists(s.blobPath(d.Digest)) {
 		return Layer{}, nil, fmt.Errorf("layer %s: blob is missing", d.Digest)
 	}
@@ -53,7 +53,7 @@ func (s *Store) openLayer(d v1.Descriptor, diffID v1.Hash) (Layer, *os.File, err
 		Digest: d.Digest, DiffID: diffID, MediaType: d.MediaType, Size: d.Size,
 		UncompressedSize: h.TarSize, Entries: h.Entries, Whiteouts: h.Whiteouts,
 		indexBytes: h.payloadLen,
-	}, f, nil
+	}, &fileContent{f: f, kind: kindOfFile(d.Digest, diffID)}, nil
 }
 
 // readBlob reads a small stored blob and checks its digest.
