@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/urfave/cli/v2"
 
@@ -177,10 +176,7 @@ func unwrapPathErr(err error) error {
 }
 
 // buildImage merges the layers, mounts the tree privately on a temporary
-// directory, runs the builder over it and unmounts. The mount prefetches
-// file content (mkfs.ext4 -d reads every file it lists), is walked ahead
-// of mkfs (fusefs.Server.Warm), and is unmounted while e2fsck runs: mkfs
-// is the only reader.
+// directory, runs the builder over it and unmounts.
 func buildImage(ctx context.Context, g *globals, img *cache.Image, req *buildRequest, show *phases) (*builder.Result, error) {
 	show.start("merge")
 	tree, err := mergeImage(ctx, img, 0)
@@ -193,31 +189,14 @@ func buildImage(ctx context.Context, g *globals, img *cache.Image, req *buildReq
 		return nil, fmt.Errorf("creating a mount point: %w", err)
 	}
 	defer os.Remove(mnt)
-	srv, err := fusefs.Mount(mnt, tree, img, fusefs.Options{Logger: g.Log, FsName: "ocifs:" + img.Ref, Prefetch: true})
+	m, err := startBuildMount(ctx, g, tree, img, mnt)
 	if err != nil {
 		return nil, err
 	}
 	total := contentBytes(tree)
 	read := func() string {
-		s := srv.Stats()
+		s := m.srv.Stats()
 		return fmt.Sprintf("%s of %s read", humanBytes(int64(s.ReadBytes+s.PrefetchedBytes)), humanBytes(total))
-	}
-	// Walk the mount ahead of mkfs, so that its round trips run beside
-	// mkfs rather than in its way; stopped before unmounting.
-	wctx, stopWarm := context.WithCancel(ctx)
-	warmed := make(chan error, 1)
-	go func() { warmed <- srv.Warm(wctx) }()
-	unmounted := make(chan error, 1)
-	var once sync.Once
-	unmount := func() {
-		once.Do(func() {
-			stopWarm()
-			if err := <-warmed; err != nil && !errors.Is(err, context.Canceled) {
-				g.Log.Debug("walking the mount ahead of mkfs", "err", err)
-			}
-			g.Log.Debug("mount served mkfs", "requests", srv.Stats().String())
-			go func() { unmounted <- srv.Unmount() }()
-		})
 	}
 	res, err := runBuilder(ctx, g, tree, mnt, img, req, func(p builder.Phase) {
 		switch p {
@@ -225,12 +204,11 @@ func buildImage(ctx context.Context, g *globals, img *cache.Image, req *buildReq
 			show.startWith(string(p), read)
 			return
 		case builder.PhaseIndex:
-			unmount() // mkfs is done, and never runs again after this phase
+			m.release() // mkfs is done, and never runs again after this phase
 		}
 		show.start(string(p))
 	})
-	unmount()
-	if uerr := <-unmounted; uerr != nil {
+	if uerr := m.wait(); uerr != nil {
 		g.Log.Warn("unmounting the build's mount", "dir", mnt, "error", uerr)
 		if err == nil {
 			err = uerr
