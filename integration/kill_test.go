@@ -177,33 +177,7 @@ func checkBlobsVerify(t *testing.T) {
 // for which match is true. It uses inotify, so the kill that follows lands
 // within a few hundred microseconds of the creat call.
 func watchCreate(t *testing.T, dir string, match func(string) bool) <-chan string {
-	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
-	if err != nil {
-		t.Fatalf("inotify: %v", err)
-	}
-	if _, err := unix.InotifyAddWatch(fd, dir, unix.IN_CREATE); err != nil {
-		unix.Close(fd)
-		t.Fatalf("inotify watch %s: %v", dir, err)
-	}
-	ch := make(chan string, 1)
-	stop := make(chan struct{})
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		readEvents(fd, stop, func(name string) bool {
-			if !match(name) {
-				return false
-			}
-			ch <- name
-			return true
-		})
-	}()
-	t.Cleanup(func() {
-		close(stop)
-		<-finished
-		unix.Close(fd)
-	})
-	return ch
+	return watchEvents(t, dir, unix.IN_CREATE, match)
 }
 
 // readEvents polls the inotify fd until fn returns true or stop closes.

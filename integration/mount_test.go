@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -192,18 +191,9 @@ func rawRecords(t *testing.T, ref string, i int) []fswalk.Record {
 // serverPid finds the background server serving dir.
 func serverPid(t testing.TB, dir string) int {
 	t.Helper()
-	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-	for _, p := range procs {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			continue
-		}
-		args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
-		if len(args) > 2 && args[1] == "__mount-server" && args[len(args)-1] == dir {
-			pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
-			return pid
-		}
+	pid := findServer(dir)
+	if pid == 0 {
+		t.Fatalf("no mount server for %s", dir)
 	}
-	t.Fatalf("no mount server for %s", dir)
-	return 0
+	return pid
 }

@@ -123,8 +123,8 @@ func (r *Result) Err() error {
 func (r *Result) String() string {
 	secs := max(r.Elapsed.Seconds(), 1e-9)
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d readers, %d walkers, %v: %d ops, %.0f ops/s; %d full walks",
-		r.Readers, r.Walkers, r.Elapsed.Round(time.Millisecond), r.Total(), float64(r.Total())/secs, r.Walks)
+	fmt.Fprintf(&b, "%d readers, %d walkers, %v: %d ops, %.0f ops/s, %d failed; %d full walks",
+		r.Readers, r.Walkers, r.Elapsed.Round(time.Millisecond), r.Total(), float64(r.Total())/secs, r.Errors, r.Walks)
 	for _, name := range opNames {
 		if n := r.Ops[name]; n > 0 {
 			fmt.Fprintf(&b, "\n  %-8s %8d  %8.0f/s  slowest %v", name, n, float64(n)/secs, r.MaxLat[name].Round(time.Microsecond))

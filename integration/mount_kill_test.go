@@ -1,0 +1,312 @@
+package integration
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ocifs/ocifs/internal/faultproxy"
+	"github.com/ocifs/ocifs/internal/fsload"
+	"github.com/ocifs/ocifs/internal/testenv"
+	ti "github.com/ocifs/ocifs/internal/testimage"
+	"github.com/ocifs/ocifs/internal/testregistry"
+	"github.com/ocifs/ocifs/overlay"
+)
+
+// probeTimeout bounds each access to a mount whose server was killed: the
+// kernel must answer ENOTCONN at once, never block.
+const probeTimeout = 5 * time.Second
+
+// TestKilledServerUnderLoad: `ocifs mount` refuses a live mount point;
+// then the server is killed with SIGKILL while 16 readers and a walker
+// load the mount and the test holds a file open. Every operation in
+// flight fails with ECONNABORTED, every one started afterwards with
+// ENOTCONN, each within a bound (none hangs); mounting over the dead mount is refused with a hint; `ocifs
+// umount` cleans it up although a file is still open, and a new mount on
+// the same directory shows the image.
+func TestKilledServerUnderLoad(t *testing.T) {
+	requireFUSEMount(t)
+	reg := testregistry.Start(t)
+	ref := reg.Repo("killed-load") + ":v1"
+	ti.Push(t, ti.Image(t, ti.Random(t, 22, 3, 300)), ref)
+	dir, pid := mountSmall(t, ref)
+	checkRefusesLiveMount(t, ref, dir, pid)
+
+	tree, img := mergedTree(t, ref)
+	f := openSomeFile(t, dir, tree)
+	defer f.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	results := make(chan *fsload.Result, 1)
+	go func() {
+		results <- fsload.Run(ctx, fsload.Config{Root: dir, Readers: 16, Walkers: 1, Duration: time.Minute,
+			Direct: true, OpTimeout: probeTimeout}, fsload.NewExpect(tree, img))
+	}()
+	time.Sleep(time.Second)
+	syscall.Kill(pid, syscall.SIGKILL)
+	time.Sleep(500 * time.Millisecond)
+	cancel()
+	res := <-results
+	t.Logf("load across the kill: %s", res)
+	if len(res.Stuck) > 0 {
+		t.Fatalf("operations hang on the dead mount:\n%v", res.Err())
+	}
+	if res.Errors == 0 {
+		t.Error("no operation failed after the kill")
+	}
+	for _, s := range res.Samples {
+		// Requests in flight at the kill are aborted (ECONNABORTED); later
+		// ones find the connection gone (ENOTCONN).
+		if !strings.Contains(s, syscall.ENOTCONN.Error()) && !strings.Contains(s, syscall.ECONNABORTED.Error()) {
+			t.Errorf("a failure other than ENOTCONN or ECONNABORTED: %s", s)
+		}
+	}
+	probeDead(t, dir, f)
+
+	_, stderr, code := runOcifs(t, nil, "mount", ref, dir)
+	checkFailure(t, "mount over a dead mount", code, 1, stderr, "server is gone", "hint: clean it up with: ocifs umount "+dir)
+	mustOcifs(t, nil, "umount", dir) // f is still open: a dead busy mount is detached
+	f.Close()
+	if isMountPoint(dir) {
+		t.Fatal("still mounted after ocifs umount")
+	}
+	mustOcifs(t, nil, "mount", ref, dir)
+	requireNoDiff(t, "remount (a) vs merged tree (b)", walkMount(t, dir), treeRecords(t, tree, img), exact)
+	pid = serverPid(t, dir)
+	mustOcifs(t, nil, "umount", dir)
+	checkGone(t, dir, pid)
+}
+
+// checkRefusesLiveMount: mounting over a live mount fails with exit 1 and
+// a hint, starts no second server, and leaves the first one serving.
+func checkRefusesLiveMount(t *testing.T, ref, dir string, pid int) {
+	t.Helper()
+	_, stderr, code := runOcifs(t, nil, "mount", ref, dir)
+	checkFailure(t, "mount over a live mount", code, 1, stderr, "is already a mount point", "hint: unmount it first: ocifs umount "+dir)
+	if got := findServer(dir); got != pid {
+		t.Errorf("server for %s: pid %d, want %d", dir, got, pid)
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		t.Errorf("the mount after a refused mount over it: %v", err)
+	}
+}
+
+// openSomeFile opens the first non-empty regular file of the tree.
+func openSomeFile(t *testing.T, dir string, tree *overlay.Tree) *os.File {
+	t.Helper()
+	var p string
+	tree.Walk(func(q string, n *overlay.Node) error {
+		if p == "" && n.Type() == overlay.TypeRegular && n.Size() > 0 {
+			p = q
+		}
+		return nil
+	})
+	f, err := os.Open(filepath.Join(dir, p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// probeDead checks, each within probeTimeout, that a mount whose server
+// died answers ENOTCONN: statfs, a read of an open file whose pages were
+// dropped, a lookup of a new name.
+func probeDead(t *testing.T, dir string, f *os.File) {
+	t.Helper()
+	probes := map[string]func() error{
+		"statfs": func() error { var st unix.Statfs_t; return unix.Statfs(dir, &st) },
+		"read of an open file": func() error {
+			unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED)
+			_, err := f.ReadAt(make([]byte, 1), 0)
+			return err
+		},
+		"lookup": func() error { _, err := os.Lstat(filepath.Join(dir, "never-looked-up")); return err },
+	}
+	for name, probe := range probes {
+		start := time.Now()
+		err := within(t, probeTimeout, name+" on the dead mount", probe)
+		if !errors.Is(err, syscall.ENOTCONN) {
+			t.Errorf("%s on the dead mount: %v, want ENOTCONN", name, err)
+		}
+		t.Logf("%s on the dead mount: %v after %v", name, err, time.Since(start).Round(time.Microsecond))
+	}
+}
+
+// TestKillMountParent SIGKILLs `ocifs mount` (the command the user runs,
+// not its server) while it pulls, once its server started, right when
+// the mount appears, and halfway through a cold mount. Then: a
+// mount left behind works and `ocifs umount` removes it (its server
+// exits); no server runs without a mount; nothing bad is in the cache;
+// and a rerun onto the same directory mounts the image correctly.
+func TestKillMountParent(t *testing.T) {
+	requireFUSEMount(t)
+	f := newFaultImage(t, "mount-kill")
+	full := timeColdMount(t, f.ref)
+	moments := map[string]func(t *testing.T, dir string) <-chan string{
+		"pulling": func(*testing.T, string) <-chan string {
+			ch := make(chan string, 1)
+			f.proxy.Add(faultproxy.Rule{Path: f.big.String(), Fault: faultproxy.Stall, After: f.size / 2, Times: 1, Signal: ch})
+			return ch
+		},
+		"server started": func(t *testing.T, dir string) <-chan string {
+			return poll(t, "server started", func() bool { return findServer(dir) != 0 })
+		},
+		"mounted": func(t *testing.T, dir string) <-chan string {
+			return poll(t, "mounted", func() bool { return isMountPoint(dir) })
+		},
+	}
+	for _, pc := range []int{50} {
+		d := full * time.Duration(pc) / 100
+		moments[fmt.Sprintf("at %d%% of a cold mount", pc)] = func(*testing.T, string) <-chan string {
+			ch := make(chan string, 1)
+			time.AfterFunc(d, func() { ch <- d.String() })
+			return ch
+		}
+	}
+	for name, moment := range moments {
+		t.Run(name, func(t *testing.T) {
+			f.proxy.Reset()
+			dir := mountDir(t)
+			what, code := killAt(t, moment(t, dir), "mount", f.ref, dir)
+			f.proxy.Reset()
+			left := cleanUpAfterKill(t, dir)
+			t.Logf("killed at %s (exit %d); %s", what, code, left)
+			checkBlobsVerify(t)
+			mustOcifs(t, nil, "mount", f.ref, dir)
+			tree, img := mergedTree(t, f.ref)
+			requireNoDiff(t, "rerun mount (a) vs merged tree (b)", walkMount(t, dir), treeRecords(t, tree, img), exact)
+			mustOcifs(t, nil, "cache", "verify")
+			pid := serverPid(t, dir)
+			mustOcifs(t, nil, "umount", dir)
+			checkGone(t, dir, pid)
+		})
+	}
+}
+
+// timeColdMount times an uninterrupted `ocifs mount` into a fresh cache.
+func timeColdMount(t *testing.T, ref string) time.Duration {
+	t.Helper()
+	dir := mountDir(t)
+	env := []string{"OCIFS_CACHE_DIR=" + filepath.Join(t.TempDir(), "timing")}
+	mustOcifs(t, env, "--version") // builds the binary outside the timing
+	start := time.Now()
+	mustOcifs(t, env, "mount", ref, dir)
+	full := time.Since(start)
+	mustOcifs(t, env, "umount", dir)
+	t.Logf("a cold mount takes %v", full.Round(time.Millisecond))
+	return full
+}
+
+// poll returns a channel that fires once cond holds (checked every
+// millisecond, for at most cmdTimeout).
+func poll(t *testing.T, what string, cond func() bool) <-chan string {
+	ch := make(chan string, 1)
+	stop := make(chan struct{})
+	t.Cleanup(func() { close(stop) })
+	go func() {
+		deadline := time.Now().Add(cmdTimeout())
+		for time.Now().Before(deadline) {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if cond() {
+				ch <- what
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	return ch
+}
+
+// killAt starts ocifs with args and SIGKILLs that one process when
+// fired fires; it returns what fired ("finished" if ocifs ended first)
+// and the exit code.
+func killAt(t *testing.T, fired <-chan string, args ...string) (string, int) {
+	t.Helper()
+	k := newKillable(t, args...)
+	k.start(t)
+	what := k.killAt(t, fired, nil)
+	return what, k.code
+}
+
+// cleanUpAfterKill waits until a server left by a killed `ocifs mount`
+// either mounted or gave up, then checks what is left: a mount must work
+// and go away with `ocifs umount` (its server exiting); without a mount,
+// no server may remain. It says what it found.
+func cleanUpAfterKill(t *testing.T, dir string) string {
+	t.Helper()
+	deadline := time.Now().Add(cmdTimeout())
+	for findServer(dir) != 0 && !isMountPoint(dir) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	pid := findServer(dir)
+	if !isMountPoint(dir) {
+		if pid != 0 {
+			t.Fatalf("a mount server (pid %d) runs without a mount", pid)
+		}
+		return "no mount left"
+	}
+	err := within(t, probeTimeout, "statfs of the mount left behind", func() error {
+		var st unix.Statfs_t
+		return unix.Statfs(dir, &st)
+	})
+	if err != nil {
+		t.Errorf("the mount left behind does not work: %v", err)
+	}
+	mustOcifs(t, nil, "umount", dir)
+	if pid != 0 {
+		checkGone(t, dir, pid)
+	}
+	return fmt.Sprintf("a working mount was left (server %d); ocifs umount removed it", pid)
+}
+
+// wedgeBug is why TestKillServerWhileMounting fails now and then.
+const wedgeBug = "fusefs.Mount calls go-fuse's Server.WaitMount, whose poll hack opens a file on the new " +
+	"mount from the serving process; SIGKILL then (during the poll, or while exit closes that file and " +
+	"sends FLUSH) leaves the process unkillable and the mount wedged. Fix: do not call WaitMount " +
+	"(NewServer has answered INIT already)"
+
+// TestKillServerWhileMounting SIGKILLs `ocifs mount --foreground` (which
+// serves its own mount) the moment its mount appears, over and over.
+// However the kill lands, the process must be gone at once and leave at
+// most a dead mount that `ocifs umount` removes. It fails if the process
+// cannot exit: a thread of it waiting for its own mount's answer (go-fuse
+// opens a file on the new mount and polls it, in Server.WaitMount) keeps
+// the /dev/fuse descriptor open, so the kernel never aborts the
+// connection and waits for that answer forever.
+func TestKillServerWhileMounting(t *testing.T) {
+	knownBug(t, wedgeBug)
+	testenv.RequireRoot(t) // to abort a wedged connection through fusectl
+	reg := testregistry.Start(t)
+	ref := pushSmall(t, reg, "kill-mounting")
+	mustOcifs(t, nil, "pull", ref)
+	attempts, budget := 0, 20*time.Second
+	for start := time.Now(); time.Since(start) < budget && !t.Failed(); attempts++ {
+		dir := mountDir(t)
+		k := newKillable(t, "mount", "--foreground", ref, dir)
+		fired := make(chan string, 1)
+		k.start(t)
+		go func() {
+			for deadline := time.Now().Add(cmdTimeout()); !isMountPoint(dir) && time.Now().Before(deadline); {
+			}
+			fired <- "mounted"
+		}()
+		k.killAt(t, fired, func() []string { return []string{dir} })
+		if isMountPoint(dir) {
+			mustOcifs(t, nil, "umount", dir)
+		}
+	}
+	t.Logf("%d kills", attempts)
+}
