@@ -1,8 +1,11 @@
 package cache
 
 import (
+	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
@@ -59,10 +62,71 @@ func (c *fileContent) Close() error                            { return c.f.Clos
 func (c *fileContent) File() *os.File                          { return c.f }
 func (c *fileContent) Kind() ContentKind                       { return c.kind }
 
-// kindOfFile says which plain file serves a layer (see contentPath).
-func kindOfFile(digest, diffID v1.Hash) ContentKind {
+// openContent opens what serves a layer, checking its size against the
+// layer index's: an uncompressed blob; else the unpacked copy if there is
+// one (in any mode: it costs no decoding); else, in compact mode, the
+// blob through its seek index. In unpacked mode a missing copy is an
+// error, so that Get rebuilds it.
+func (s *Store) openContent(digest, diffID v1.Hash, tarSize int64) (layerContent, error) {
 	if digest == diffID {
-		return ContentBlob
+		f, err := openSized(s.blobPath(digest), tarSize)
+		if err != nil {
+			return nil, err
+		}
+		return &fileContent{f: f, kind: ContentBlob}, nil
 	}
-	return ContentUnpacked
+	f, copyErr := openSized(s.unpackedPath(diffID), tarSize)
+	if copyErr == nil {
+		s.touch(f)
+		return &fileContent{f: f, kind: ContentUnpacked}, nil
+	}
+	if s.mode == ModeUnpacked {
+		return nil, copyErr
+	}
+	x, err := s.loadSeek(digest, diffID)
+	if err != nil {
+		return nil, fmt.Errorf("no unpacked copy (%v) and no seek index: %w", copyErr, err)
+	}
+	if x.tarSize != tarSize {
+		return nil, fmt.Errorf("seek index covers %d bytes, the layer index says %d", x.tarSize, tarSize)
+	}
+	if !x.servable() {
+		return nil, fmt.Errorf("no unpacked copy (%v), needed since a zstd frame holds %d bytes", copyErr, x.zs.maxSpan)
+	}
+	blob, err := os.Open(s.blobPath(digest))
+	if err != nil {
+		return nil, err
+	}
+	kind := ContentGzip
+	if x.zs != nil {
+		kind = ContentZstd
+	}
+	return newSeekContent(x.spans(blob), blob, s.spans, kind), nil
+}
+
+// openSized opens path and checks that it holds size bytes.
+func openSized(path string, size int64) (*os.File, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err == nil && fi.Size() != size {
+		err = fmt.Errorf("%s has %d bytes, the layer index says %d", filepath.Base(path), fi.Size(), size)
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// touch records that an unpacked copy was used, for eviction by last use
+// (Prune's MaxUnpacked): its access time is set explicitly, since mounts
+// with noatime or relatime do not keep it.
+func (s *Store) touch(f *os.File) {
+	now := time.Now()
+	if err := os.Chtimes(f.Name(), now, time.Time{}); err != nil {
+		s.log.Debug("recording use of unpacked copy", "path", f.Name(), "err", err)
+	}
 }

@@ -3,11 +3,10 @@ package cache
 import (
 	"bufio"
 	"bytes"
-	"fmt"
+	"errors"
 	"io"
 
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
+	"github.com/ocifs/ocifs/internal/zran"
 )
 
 // Compression of a layer blob, decided by its first bytes: media types
@@ -41,24 +40,50 @@ func sniff(br *bufio.Reader) compression {
 	return uncompressed
 }
 
-// decompressor returns the uncompressed stream of br and a function that
-// releases the decoder.
-func decompressor(c compression, br *bufio.Reader) (io.Reader, func(), error) {
+// streamDecoder is the uncompressed stream of a blob read once by the
+// layer pass.
+type streamDecoder interface {
+	io.Reader
+	// seek returns what the pass learned about where decoding can start
+	// (nil for an uncompressed blob). It is valid only once Read has
+	// returned io.EOF.
+	seek(tarSize int64) (*seekIndex, error)
+	close()
+}
+
+// decompressor returns the decoder of br's stream: gzip through
+// internal/zran (faster than compress/gzip, and it records checkpoints),
+// zstd frame by frame, else br itself.
+func decompressor(c compression, br *bufio.Reader, span int64) (streamDecoder, error) {
 	switch c {
 	case gzipped:
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			return nil, nil, fmt.Errorf("opening gzip stream: %w", err)
-		}
-		return zr, func() { zr.Close() }, nil
+		return &gzipStream{Reader: zran.NewReader(br, span)}, nil
 	case zstded:
-		// Layers already decode in parallel; one goroutine-free decoder
-		// per layer keeps the pass a single stream.
-		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1))
-		if err != nil {
-			return nil, nil, fmt.Errorf("opening zstd stream: %w", err)
-		}
-		return zr, zr.Close, nil
+		return newZstdStream(br)
 	}
-	return br, func() {}, nil
+	return plainStream{br}, nil
 }
+
+type gzipStream struct{ *zran.Reader }
+
+func (g *gzipStream) seek(tarSize int64) (*seekIndex, error) {
+	x, err := g.Index()
+	if err != nil {
+		return nil, err
+	}
+	return &seekIndex{tarSize: tarSize, gz: x}, nil
+}
+
+func (g *gzipStream) close() {}
+
+func (z *zstdStream) seek(tarSize int64) (*seekIndex, error) {
+	if z.err != io.EOF {
+		return nil, errors.New("indexing zstd: stream not read to the end")
+	}
+	return &seekIndex{tarSize: tarSize, zs: groupFrames(z.frames, z.out, z.sp.off)}, nil
+}
+
+type plainStream struct{ io.Reader }
+
+func (plainStream) seek(int64) (*seekIndex, error) { return nil, nil }
+func (plainStream) close()                         {}

@@ -41,6 +41,9 @@ type Layer struct {
 	UncompressedSize int64 // tar stream size
 	Entries          int   // tar entries in the index
 	Whiteouts        int   // entries named .wh.*
+	// Content says how the layer's bytes are served (a plain file, or its
+	// compressed blob through a seek index).
+	Content ContentKind
 
 	indexBytes int64 // the index file's payload
 }

@@ -129,10 +129,24 @@ func pushIndex(t testing.TB, ref string, idx v1.ImageIndex) {
 
 func openStore(t testing.TB, dir string) *Store {
 	t.Helper()
+	return openStoreMode(t, dir, "")
+}
+
+// openStoreMode opens a store in mode ("": DefaultMode) at dir (""; a new
+// temp directory).
+func openStoreMode(t testing.TB, dir string, mode Mode) *Store {
+	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	s, err := Open(dir, Options{})
+	s, err := Open(dir, Options{Mode: mode})
 	must(t, err)
 	return s
+}
+
+// bothModes runs f as a subtest in each mode.
+func bothModes(t *testing.T, f func(t *testing.T, mode Mode)) {
+	for _, m := range []Mode{ModeCompact, ModeUnpacked} {
+		t.Run(string(m), func(t *testing.T) { f(t, m) })
+	}
 }

@@ -9,6 +9,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/ocifs/ocifs/cache/internal/tarindex"
+	"github.com/ocifs/ocifs/internal/zran"
 )
 
 // layerJob is one layer to make complete in the store: blob, index and,
@@ -48,6 +49,7 @@ type pass struct {
 	diffHash   *hashWriter
 	decoded    *errReader // the decompressor's output
 	compressed compression
+	seek       *seekIndex // of a compressed blob, once streamed
 }
 
 // runLayerPass makes the layer complete in the store in one read of its blob.
@@ -126,35 +128,40 @@ func (p *pass) stream() (*tarindex.Result, error) {
 }
 
 // scan decompresses br and scans the tar stream, copying it to the
-// unpacked temp file when the blob is compressed. The uncompressed stream
-// is counted against Limits.MaxLayerSize as it is produced, so that a
-// decompression bomb stops there.
+// unpacked temp file when the store keeps one (see Store.writesCopy), and
+// recording the blob's seek index. The uncompressed stream is counted
+// against Limits.MaxLayerSize as it is produced, so that a decompression
+// bomb stops there.
 func (p *pass) scan(br *bufio.Reader) (*tarindex.Result, error) {
-	ur, release, err := decompressor(p.compressed, br)
+	dec, err := decompressor(p.compressed, br, zran.DefaultSpan)
 	if err != nil {
 		return nil, errorf(ErrInvalidImage, "layer %s: %v", p.job.digest, err)
 	}
-	defer release()
-	p.decoded = &errReader{r: ur}
-	ur = &streamLimit{r: p.decoded, max: p.s.limits.MaxLayerSize}
+	defer dec.close()
+	p.decoded = &errReader{r: dec}
+	var ur io.Reader = &streamLimit{r: p.decoded, max: p.s.limits.MaxLayerSize}
 	if p.compressed != uncompressed {
-		// The unpacked copy is written even when one exists: the pass runs
-		// when the layer is incomplete, and an existing copy may be the
-		// incomplete part (cut short, or bad bytes of the same size).
-		if p.unpackTmp, err = p.s.newTemp("unpacked-" + p.job.diffID.Hex); err != nil {
-			return nil, err
+		var w io.Writer
+		if p.s.writesCopy(p.compressed) {
+			if p.unpackTmp, err = p.s.newTemp("unpacked-" + p.job.diffID.Hex); err != nil {
+				return nil, err
+			}
+			p.unpackBuf = bufio.NewWriterSize(p.unpackTmp.f, 256<<10)
+			w = p.unpackBuf
 		}
-		p.unpackBuf = bufio.NewWriterSize(p.unpackTmp.f, 256<<10)
-		p.diffHash = newHashWriter(p.unpackBuf)
+		p.diffHash = newHashWriter(w)
 		ur = io.TeeReader(ur, p.diffHash)
 	}
 	res, err := tarindex.ScanLimited(ur, p.s.limits.scan())
 	if err != nil {
 		return nil, p.scanError(err)
 	}
-	// The stream may go on after the end-of-archive marker; the diffID
-	// and the unpacked copy cover all of it.
+	// The stream may go on after the end-of-archive marker; the diffID,
+	// the unpacked copy and the seek index cover all of it.
 	if _, err := io.Copy(io.Discard, ur); err != nil {
+		return nil, p.scanError(err)
+	}
+	if p.seek, err = dec.seek(p.tarSize()); err != nil {
 		return nil, p.scanError(err)
 	}
 	return res, nil
@@ -205,21 +212,24 @@ func (p *pass) tarSize() int64 {
 }
 
 // commit renames the verified files into place: the blob first, then the
-// unpacked copy, and the index last, because a valid index is what marks
-// a layer complete.
+// unpacked copy (if the store keeps it) and the seek index, and the index
+// last, because a valid index is what marks a layer complete.
 func (p *pass) commit(res *tarindex.Result) (*layerOutcome, error) {
 	if p.blobTmp != nil {
 		if err := p.blobTmp.commit(p.s.blobPath(p.job.digest)); err != nil {
 			return nil, err
 		}
 	}
-	if p.unpackTmp != nil {
+	if p.unpackTmp != nil && p.s.keepsCopy(p.compressed, p.seek) {
 		if err := p.unpackBuf.Flush(); err != nil {
 			return nil, fmt.Errorf("writing unpacked layer %s: %w", p.job.diffID, err)
 		}
 		if err := p.unpackTmp.commit(p.s.unpackedPath(p.job.diffID)); err != nil {
 			return nil, err
 		}
+	}
+	if err := p.commitSeek(); err != nil {
+		return nil, err
 	}
 	b, err := encodeIndex(p.job.diffID, p.tarSize(), res)
 	if err != nil {
@@ -237,6 +247,22 @@ func (p *pass) commit(res *tarindex.Result) (*layerOutcome, error) {
 		out.fetched = p.blobHash.n
 	}
 	return out, nil
+}
+
+// commitSeek writes the blob's seek index.
+func (p *pass) commitSeek() error {
+	if p.seek == nil {
+		return nil
+	}
+	p.seek.digest, p.seek.diffID = p.job.digest, p.job.diffID
+	b, err := p.seek.encode()
+	if err == nil {
+		err = p.s.writeFileAtomic(p.s.seekPath(p.job.digest), b)
+	}
+	if err != nil {
+		return fmt.Errorf("writing seek index of layer %s: %w", p.job.digest, err)
+	}
+	return nil
 }
 
 // errBlobDigest marks a blob whose bytes do not match its digest (as

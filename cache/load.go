@@ -37,23 +37,15 @@ func (s *Store) openLayer(d v1.Descriptor, diffID v1.Hash) (Layer, layerContent,
 	if err != nil {
 		return Layer{}, nil, fmt.Errorf("layer %s: index: %w", d.Digest, err)
 	}
-	f, err := os.Open(s.contentPath(d.Digest, diffID))
+	c, err := s.openContent(d.Digest, diffID, h.TarSize)
 	if err != nil {
-		return Layer{}, nil, fmt.Errorf("layer %s: %w", d.Digest, err)
-	}
-	fi, err := f.Stat()
-	if err == nil && fi.Size() != h.TarSize {
-		err = fmt.Errorf("content has %d bytes, its index says %d", fi.Size(), h.TarSize)
-	}
-	if err != nil {
-		f.Close()
 		return Layer{}, nil, fmt.Errorf("layer %s: %w", d.Digest, err)
 	}
 	return Layer{
 		Digest: d.Digest, DiffID: diffID, MediaType: d.MediaType, Size: d.Size,
 		UncompressedSize: h.TarSize, Entries: h.Entries, Whiteouts: h.Whiteouts,
-		indexBytes: h.payloadLen,
-	}, &fileContent{f: f, kind: kindOfFile(d.Digest, diffID)}, nil
+		Content: c.Kind(), indexBytes: h.payloadLen,
+	}, c, nil
 }
 
 // readBlob reads a small stored blob and checks its digest.

@@ -13,13 +13,13 @@ import (
 
 // pulledStore pulls threeLayers from a registry that is closed afterwards,
 // so that anything the test does next must work offline.
-func pulledStore(t *testing.T) (*Store, string, []*testLayer) {
+func pulledStore(t *testing.T, mode Mode) (*Store, string, []*testLayer) {
 	t.Helper()
 	host, srv := startRegistry(t)
 	img, layers := threeLayers(t)
 	ref := host + "/test/maint:v1"
 	push(t, ref, img)
-	s := openStore(t, "")
+	s := openStoreMode(t, "", mode)
 	got, err := s.Pull(context.Background(), ref, PullOptions{})
 	must(t, err)
 	got.Close()
@@ -28,10 +28,10 @@ func pulledStore(t *testing.T) (*Store, string, []*testLayer) {
 }
 
 func TestVerifyFindsCorruption(t *testing.T) {
-	s, _, layers := pulledStore(t)
+	s, _, layers := pulledStore(t, ModeUnpacked)
 	rep, err := s.Verify(context.Background(), VerifyOptions{})
 	must(t, err)
-	if len(rep.Problems) != 0 || rep.Blobs != 5 || rep.Indexes != 3 || rep.Unpacked != 2 {
+	if len(rep.Problems) != 0 || rep.Blobs != 5 || rep.Indexes != 3 || rep.Unpacked != 2 || rep.Seek != 2 {
 		t.Fatalf("clean store: %+v", rep)
 	}
 	flipByte(t, s.blobPath(layers[0].digest()), 10)
@@ -94,7 +94,7 @@ func TestBadIndexesAreRebuiltOffline(t *testing.T) {
 		{"removed", func(t *testing.T, p string) { must(t, os.Remove(p)) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, ref, layers := pulledStore(t)
+			s, ref, layers := pulledStore(t, "")
 			img, err := s.Get(context.Background(), ref, PullOptions{})
 			must(t, err)
 			defer img.Close()
@@ -113,7 +113,7 @@ func TestBadIndexesAreRebuiltOffline(t *testing.T) {
 // TestGetRepairsMissingPiecesOffline: a layer whose index and unpacked
 // copy are gone is rebuilt from its blob by Get, with the registry gone.
 func TestGetRepairsMissingPiecesOffline(t *testing.T) {
-	s, ref, layers := pulledStore(t)
+	s, ref, layers := pulledStore(t, ModeUnpacked)
 	must(t, os.Remove(s.indexPath(layers[0].diffID())))
 	must(t, os.Remove(s.unpackedPath(layers[0].diffID())))
 	img, err := s.Get(context.Background(), ref, PullOptions{})
@@ -155,7 +155,8 @@ func TestPruneKeepsWhatIsReferenced(t *testing.T) {
 	if !reflect.DeepEqual(dry.Removed, rep.Removed) {
 		t.Errorf("dry run said %v, prune removed %v", dry.Removed, rep.Removed)
 	}
-	// b's manifest, config, its own layer blob, index and unpacked copy.
+	// b's manifest, config, its own layer blob, index and seek index (no
+	// unpacked copy in compact mode).
 	if len(rep.Removed) != 5 || !exists(s.blobPath(layers[0].digest())) || exists(s.blobPath(extra.digest())) {
 		t.Errorf("untag b: removed %v", rep.Removed)
 	}
@@ -176,7 +177,7 @@ func TestPruneKeepsWhatIsReferenced(t *testing.T) {
 }
 
 func TestList(t *testing.T) {
-	s, ref, layers := pulledStore(t)
+	s, ref, layers := pulledStore(t, ModeUnpacked)
 	infos, err := s.List()
 	must(t, err)
 	if len(infos) != 1 || infos[0].Ref != ref || infos[0].Platform != "linux/amd64" || infos[0].Problem != "" || len(infos[0].Layers) != 3 {
@@ -229,7 +230,7 @@ func TestPullRefetchesCorruptStoredBlob(t *testing.T) {
 // blob; one with a flipped byte is found by Verify, removed by Repair and
 // rewritten by the next Get; all with the registry gone.
 func TestBadUnpackedCopiesAreRebuiltOffline(t *testing.T) {
-	s, ref, layers := pulledStore(t)
+	s, ref, layers := pulledStore(t, ModeUnpacked)
 	p := s.unpackedPath(layers[0].diffID())
 	truncate(t, p, 1000)
 	img, err := s.Get(context.Background(), ref, PullOptions{})

@@ -20,6 +20,15 @@ type PruneOptions struct {
 	Untag []string
 	// DryRun reports what would be removed without removing it.
 	DryRun bool
+	// EvictUnpacked removes unpacked copies of stored images' layers,
+	// least recently used first, until those left take at most
+	// MaxUnpacked bytes. (In compact mode, copies of layers that their
+	// blob can serve are removed anyway.) A running mount keeps reading
+	// an evicted copy through its open file; the next use reads the blob
+	// through its seek index (compact mode) or rebuilds the copy
+	// (unpacked mode).
+	EvictUnpacked bool
+	MaxUnpacked   int64
 }
 
 // PruneReport lists what Prune removed (or would remove).
@@ -27,11 +36,15 @@ type PruneReport struct {
 	Untagged []string `json:"untagged"` // "REF (platform)" of forgotten index.json entries
 	Removed  []string `json:"removed"`  // paths relative to the store, sorted
 	Bytes    int64    `json:"bytes"`
+	// Evicted are the unpacked copies of stored images' layers removed
+	// (also listed in Removed and counted in Bytes).
+	Evicted []string `json:"evicted"`
 }
 
-// Prune removes the blobs, indexes and unpacked copies no image in
-// index.json references, temp files of dead processes and per-layer lock
-// files. It holds the store lock exclusively, so it waits for running
+// Prune removes the blobs, indexes, seek indexes and unpacked copies no
+// image in index.json references, temp files of dead processes and
+// per-layer lock files; then unpacked copies the mode does not need, and
+// those over PruneOptions.MaxUnpacked. It holds the store lock exclusively, so it waits for running
 // pulls and they wait for it.
 func (s *Store) Prune(ctx context.Context, opts PruneOptions) (*PruneReport, error) {
 	l, err := lockFile(ctx, s.path(storeLock), lockExclusive)
@@ -39,7 +52,7 @@ func (s *Store) Prune(ctx context.Context, opts PruneOptions) (*PruneReport, err
 		return nil, err
 	}
 	defer l.Unlock()
-	rep := &PruneReport{Untagged: []string{}, Removed: []string{}}
+	rep := &PruneReport{Untagged: []string{}, Removed: []string{}, Evicted: []string{}}
 	im, err := s.untag(ctx, opts, rep)
 	if err != nil {
 		return nil, err
@@ -48,6 +61,8 @@ func (s *Store) Prune(ctx context.Context, opts PruneOptions) (*PruneReport, err
 	s.sweep(filepath.Join(blobsDir, "sha256"), keepBlobs, opts.DryRun, rep)
 	s.sweep(filepath.Join(indexesDir, "sha256"), keepDiffIDs, opts.DryRun, rep)
 	s.sweep(filepath.Join(unpackedDir, "sha256"), keepDiffIDs, opts.DryRun, rep)
+	s.sweep(filepath.Join(seekDir, "sha256"), keepBlobs, opts.DryRun, rep)
+	s.evictUnpacked(im, opts, rep)
 	s.sweep(filepath.Join(treesDir, "sha256"), keepTrees, opts.DryRun, rep)
 	s.sweepTemps(opts.DryRun, rep)
 	s.sweepLocks(opts.DryRun)

@@ -273,27 +273,6 @@ func (s *Store) layerComplete(digest, diffID v1.Hash) error {
 	return s.checkContent(digest, diffID, h.TarSize)
 }
 
-// contentPath is the file that serves a layer's uncompressed bytes: the
-// blob itself when it is uncompressed (digest == diffID), else the
-// unpacked copy.
-func (s *Store) contentPath(digest, diffID v1.Hash) string {
-	if digest == diffID {
-		return s.blobPath(digest)
-	}
-	return s.unpackedPath(diffID)
-}
-
-func (s *Store) checkContent(digest, diffID v1.Hash, tarSize int64) error {
-	fi, err := os.Stat(s.contentPath(digest, diffID))
-	if err != nil {
-		return fmt.Errorf("content of layer %s: %w", digest, err)
-	}
-	if fi.Size() != tarSize {
-		return fmt.Errorf("content of layer %s has %d bytes, its index says %d", digest, fi.Size(), tarSize)
-	}
-	return nil
-}
-
 // record adds the image to index.json under its ref and platform.
 func (s *Store) record(ctx context.Context, r *resolved, sm *storedManifest, want v1.Platform) (v1.Descriptor, error) {
 	plat := r.platform

@@ -90,12 +90,14 @@ func checkLayout(t *testing.T, dir, ref string) {
 	t.Fatalf("no index.json entry named %q: %+v", ref, im.Manifests)
 }
 
-func TestPullThreeCompressions(t *testing.T) {
+func TestPullThreeCompressions(t *testing.T) { bothModes(t, testPullThreeCompressions) }
+
+func testPullThreeCompressions(t *testing.T, mode Mode) {
 	host, _ := startRegistry(t)
 	img, layers := threeLayers(t)
 	ref := host + "/test/three:v1"
 	digest := push(t, ref, img)
-	s := openStore(t, "")
+	s := openStoreMode(t, "", mode)
 	var mu sync.Mutex
 	states := map[int][]State{}
 	got, err := s.Pull(context.Background(), ref, PullOptions{Progress: func(p Progress) {
@@ -124,9 +126,28 @@ func TestPullThreeCompressions(t *testing.T) {
 	if exists(s.unpackedPath(layers[2].diffID())) {
 		t.Error("an unpacked copy of the uncompressed layer exists")
 	}
-	for _, l := range layers[:2] {
-		if b, err := os.ReadFile(s.unpackedPath(l.diffID())); err != nil || !bytes.Equal(b, l.tar) {
+	wantKinds := []ContentKind{ContentUnpacked, ContentUnpacked, ContentBlob}
+	if mode == ModeCompact {
+		wantKinds = []ContentKind{ContentGzip, ContentZstd, ContentBlob}
+	}
+	for i, l := range layers[:2] {
+		b, err := os.ReadFile(s.unpackedPath(l.diffID()))
+		if mode == ModeUnpacked && (err != nil || !bytes.Equal(b, l.tar)) {
 			t.Errorf("unpacked copy of %s: %v", l.digest(), err)
+		}
+		if mode == ModeCompact && err == nil {
+			t.Errorf("compact mode kept an unpacked copy of %s", l.digest())
+		}
+		if !exists(s.seekPath(l.digest())) {
+			t.Errorf("no seek index for %s", l.digest())
+		}
+		if _, ok := got.LayerFile(i); ok != (mode == ModeUnpacked) {
+			t.Errorf("layer %d: LayerFile ok = %v in %s mode", i, ok, mode)
+		}
+	}
+	for i, k := range wantKinds {
+		if got.Layers[i].Content != k {
+			t.Errorf("layer %d served as %s, want %s", i, got.Layers[i].Content, k)
 		}
 	}
 	again, err := s.Pull(context.Background(), ref, PullOptions{})

@@ -30,6 +30,13 @@ type Options struct {
 	// Network sets retries and timeouts of registry requests (zero:
 	// DefaultNetwork).
 	Network Network
+	// Mode says which layers keep a decompressed copy (empty:
+	// DefaultMode).
+	Mode Mode
+	// SpanCache is the memory, in bytes, for decoded spans of layers read
+	// from their compressed blobs, shared by the store's images (0:
+	// DefaultSpanCache; < 0: none, every read decodes).
+	SpanCache int64
 }
 
 // Store is an OCI image layout on disk plus ocifs's own files under
@@ -42,6 +49,8 @@ type Store struct {
 	keychain authn.Keychain
 	limits   Limits
 	net      Network
+	mode     Mode
+	spans    *spanCache
 }
 
 // Paths inside the store, relative to its directory.
@@ -65,10 +74,17 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening cache %s: %w", dir, err)
 	}
-	s := &Store{dir: abs, log: opts.Logger, insecure: opts.Insecure, keychain: opts.Keychain, limits: opts.Limits.withDefaults(), net: opts.Network.withDefaults()}
+	s := &Store{dir: abs, log: opts.Logger, insecure: opts.Insecure, keychain: opts.Keychain, limits: opts.Limits.withDefaults(), net: opts.Network.withDefaults(), mode: opts.Mode}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	if s.mode == "" {
+		s.mode = DefaultMode
+	}
+	if _, err := ParseMode(string(s.mode)); err != nil {
+		return nil, fmt.Errorf("opening cache %s: %w", dir, err)
+	}
+	s.spans = newSpanCache(opts.SpanCache)
 	if s.keychain == nil {
 		s.keychain = authn.DefaultKeychain
 	}
@@ -82,7 +98,7 @@ func Open(dir string, opts Options) (*Store, error) {
 func (s *Store) Dir() string { return s.dir }
 
 func (s *Store) init() error {
-	for _, d := range []string{"blobs/sha256", "ocifs/index/sha256", "ocifs/unpacked/sha256", treesDir + "/sha256", tmpDir, locksDir} {
+	for _, d := range []string{"blobs/sha256", "ocifs/index/sha256", "ocifs/unpacked/sha256", seekDir + "/sha256", treesDir + "/sha256", tmpDir, locksDir} {
 		if err := os.MkdirAll(s.path(d), 0o755); err != nil {
 			return err
 		}

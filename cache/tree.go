@@ -58,6 +58,10 @@ func (s *Store) treePath(layers []Layer) string {
 	for i, l := range layers {
 		diffIDs[i] = l.DiffID
 	}
+	return s.treePathOf(diffIDs)
+}
+
+func (s *Store) treePathOf(diffIDs []v1.Hash) string {
 	return filepath.Join(s.dir, treesDir, "sha256", treeName(diffIDs))
 }
 

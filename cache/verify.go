@@ -29,6 +29,7 @@ const (
 	ProblemBlob     = "blob"     // content does not hash to its name
 	ProblemIndex    = "index"    // corrupt, truncated, old or misnamed index
 	ProblemUnpacked = "unpacked" // unpacked copy does not hash to its diffID
+	ProblemSeek     = "seek"     // seek index that does not decode, or through which the blob does not decode to its diffID
 	ProblemTree     = "tree"     // saved merged tree that does not decode
 	ProblemMissing  = "missing"  // an image in index.json lacks a piece
 	ProblemStray    = "stray"    // a file whose name is not a sha256 digest
@@ -48,13 +49,15 @@ type VerifyReport struct {
 	Blobs    int       `json:"blobs"` // files checked, by kind
 	Indexes  int       `json:"indexes"`
 	Unpacked int       `json:"unpacked"`
+	Seek     int       `json:"seek"`
 	Trees    int       `json:"trees"`
 	Bytes    int64     `json:"bytes"` // bytes hashed
 	Problems []Problem `json:"problems"`
 }
 
 // Verify re-hashes every blob and unpacked copy, checks every index file
-// fully, and checks that each image in index.json has all its pieces. It
+// fully, decodes every blob with a seek index through it (and checks the
+// result against the layer's diffID), and checks that each image in index.json has all its pieces. It
 // returns an error only when it could not do its job; what is wrong with
 // the store is in the report.
 func (s *Store) Verify(ctx context.Context, opts VerifyOptions) (*VerifyReport, error) {
@@ -93,10 +96,10 @@ func (s *Store) verifyFiles(ctx context.Context, jobs int, rep *VerifyReport) er
 	var mu sync.Mutex // guards rep
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(jobs)
-	for _, kind := range []string{ProblemBlob, ProblemIndex, ProblemUnpacked, ProblemTree} {
+	for _, kind := range []string{ProblemBlob, ProblemIndex, ProblemUnpacked, ProblemSeek, ProblemTree} {
 		ents, err := os.ReadDir(s.kindDir(kind))
-		if kind == ProblemTree && os.IsNotExist(err) {
-			continue // no tree saved yet
+		if (kind == ProblemTree || kind == ProblemSeek) && os.IsNotExist(err) {
+			continue // none saved yet (a store made by an older ocifs)
 		}
 		if err != nil {
 			return fmt.Errorf("verifying %s: %w", s.kindDir(kind), err)
@@ -129,6 +132,8 @@ func (r *VerifyReport) count(kind string, n int64) {
 		r.Indexes++
 	case ProblemUnpacked:
 		r.Unpacked++
+	case ProblemSeek:
+		r.Seek++
 	case ProblemTree:
 		r.Trees++
 	}
@@ -142,6 +147,8 @@ func (s *Store) kindDir(kind string) string {
 		return filepath.Join(s.dir, unpackedDir, "sha256")
 	case ProblemTree:
 		return filepath.Join(s.dir, treesDir, "sha256")
+	case ProblemSeek:
+		return filepath.Join(s.dir, seekDir, "sha256")
 	}
 	return filepath.Join(s.dir, blobsDir, "sha256")
 }
@@ -159,6 +166,13 @@ func (s *Store) verifyFile(kind, name string) (int64, *Problem) {
 	}
 	if kind == ProblemTree {
 		n, err := verifyTree(path)
+		if err != nil {
+			return n, bad(err.Error())
+		}
+		return n, nil
+	}
+	if kind == ProblemSeek {
+		n, err := s.verifySeek(path, h)
 		if err != nil {
 			return n, bad(err.Error())
 		}
@@ -219,7 +233,7 @@ func (s *Store) repair(rep *VerifyReport) {
 	for i := range rep.Problems {
 		p := &rep.Problems[i]
 		switch p.Kind {
-		case ProblemBlob, ProblemIndex, ProblemUnpacked, ProblemTree, ProblemStray:
+		case ProblemBlob, ProblemIndex, ProblemUnpacked, ProblemSeek, ProblemTree, ProblemStray:
 			if err := os.Remove(filepath.Join(s.dir, p.Path)); err == nil || os.IsNotExist(err) {
 				p.Repaired = true
 				s.log.Info("removed bad file", "path", p.Path)

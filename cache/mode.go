@@ -1,0 +1,92 @@
+package cache
+
+import (
+	"fmt"
+	"os"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// Mode says which compressed layers keep a decompressed copy on disk.
+type Mode string
+
+const (
+	// ModeCompact keeps no copy of a layer that can be read at random
+	// from its blob (every gzip layer, and zstd layers whose frames are at
+	// most 4 MiB of output): reads decode spans of the blob through its
+	// seek index, with a shared cache of decoded spans. The cache then
+	// holds little beyond the blobs. Single-frame zstd layers above 4 MiB
+	// keep their copy.
+	ModeCompact Mode = "compact"
+	// ModeUnpacked keeps a decompressed copy of every compressed layer
+	// and reads it with pread (and splice). Reads cost no decoding; the
+	// cache holds the blobs plus every layer's tar stream.
+	ModeUnpacked Mode = "unpacked"
+)
+
+// DefaultMode is the mode of a Store whose Options.Mode is empty. See
+// README ("Cache modes") for the measurements behind the choice.
+const DefaultMode = ModeCompact
+
+// ParseMode reads a mode name ("compact" or "unpacked").
+func ParseMode(s string) (Mode, error) {
+	switch m := Mode(s); m {
+	case ModeCompact, ModeUnpacked:
+		return m, nil
+	}
+	return "", fmt.Errorf("unknown cache mode %q (want compact or unpacked)", s)
+}
+
+// Mode returns the store's mode.
+func (s *Store) Mode() Mode { return s.mode }
+
+// keepsCopy says whether the layer pass commits the unpacked copy of a
+// blob of compression c whose seek index is x (nil: none).
+func (s *Store) keepsCopy(c compression, x *seekIndex) bool {
+	if c == uncompressed {
+		return false
+	}
+	return s.mode == ModeUnpacked || x == nil || !x.servable()
+}
+
+// writesCopy says whether the layer pass writes an unpacked copy while it
+// streams: always in unpacked mode; in compact mode only for zstd, whose
+// frames are known only at the end (a seekable stream's copy is then
+// dropped).
+func (s *Store) writesCopy(c compression) bool {
+	return c != uncompressed && (s.mode == ModeUnpacked || c == zstded)
+}
+
+// checkContent says whether a layer's content is there for the store's
+// mode: an uncompressed blob, or an unpacked copy of the right size, or
+// (compact mode only) a valid seek index that reads may go through.
+func (s *Store) checkContent(digest, diffID v1.Hash, tarSize int64) error {
+	if digest == diffID {
+		return checkSize(s.blobPath(digest), tarSize, digest)
+	}
+	copyErr := checkSize(s.unpackedPath(diffID), tarSize, digest)
+	if copyErr == nil || s.mode == ModeUnpacked {
+		return copyErr
+	}
+	x, err := s.loadSeek(digest, diffID)
+	switch {
+	case err != nil:
+		return fmt.Errorf("layer %s has neither an unpacked copy nor a seek index: %w", digest, err)
+	case x.tarSize != tarSize:
+		return fmt.Errorf("seek index of layer %s covers %d bytes, its index says %d", digest, x.tarSize, tarSize)
+	case !x.servable():
+		return fmt.Errorf("layer %s needs an unpacked copy (a zstd frame holds %d bytes): %w", digest, x.zs.maxSpan, copyErr)
+	}
+	return nil
+}
+
+func checkSize(path string, size int64, digest v1.Hash) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("content of layer %s: %w", digest, err)
+	}
+	if fi.Size() != size {
+		return fmt.Errorf("content of layer %s has %d bytes, its index says %d", digest, fi.Size(), size)
+	}
+	return nil
+}

@@ -1,0 +1,247 @@
+package cache
+
+import (
+	"container/list"
+	"runtime"
+	"sync"
+	"sync/atomic"
+)
+
+// DefaultSpanCache is the memory for decoded spans when Options.SpanCache
+// is 0: 64 spans of about 1 MiB, enough for read-ahead on every layer of
+// an image plus the spans random readers come back to.
+const DefaultSpanCache = 64 << 20
+
+// spanCache is a store's bounded LRU of decoded spans, shared by all the
+// layers its images read from compressed blobs. Each span is decoded
+// once however many readers want it at the same time (later ones wait
+// for the first: singleflight), and read-ahead decodes spans in the
+// background, on at most GOMAXPROCS goroutines at a time, none of them
+// long-lived.
+//
+// Memory: cached spans take at most max bytes (buffer capacities). On
+// top of that come the spans being decoded (one per reader that missed,
+// and the read-ahead goroutines) and a few free buffers kept for reuse. A
+// buffer is reused only when no reader is copying from it: readers pin
+// the entry while they copy.
+type spanCache struct {
+	max    int64
+	sem    chan struct{} // read-ahead decodes running
+	nextID atomic.Uint64
+
+	mu   sync.Mutex // guards used, lru, m, free and the entries' refs, gone, elem
+	used int64
+	lru  list.List // of *spanEntry, most recent first
+	m    map[spanKey]*spanEntry
+	free [][]byte
+
+	stats spanStats
+}
+
+// spanStats count what the cache did, for tests and benchmarks.
+type spanStats struct {
+	hits, misses, waits, readAheads, evictions atomic.Int64
+}
+
+// spanKey names a span: a content's id (one per open layer) and the
+// span's number.
+type spanKey struct {
+	id   uint64
+	span int
+}
+
+type spanEntry struct {
+	key  spanKey
+	data []byte
+	err  error
+	done chan struct{} // closed once data or err is set
+	elem *list.Element // while in lru
+	refs int           // pins: the decoder and readers copying
+	gone bool          // out of the cache: recycle data at refs == 0
+}
+
+// maxFree is how many evicted buffers are kept for reuse.
+const maxFree = 8
+
+// spanAlign rounds buffer sizes, so that spans of slightly different
+// lengths (gzip spans end at the first block boundary past 1 MiB) reuse
+// each other's buffers.
+const spanAlign = 128 << 10
+
+func newSpanCache(max int64) *spanCache {
+	if max == 0 {
+		max = DefaultSpanCache
+	}
+	return &spanCache{max: max, sem: make(chan struct{}, runtime.GOMAXPROCS(0)), m: map[spanKey]*spanEntry{}}
+}
+
+// newID returns a key space for one open layer.
+func (c *spanCache) newID() uint64 { return c.nextID.Add(1) }
+
+// decodeFunc fills buf (len(buf) is the span's length) with a span.
+type decodeFunc func(buf []byte) error
+
+// read calls use with span key's bytes, decoding them into a buffer of
+// size bytes first unless they are cached or being decoded. use must not
+// keep the slice.
+func (c *spanCache) read(key spanKey, size int, decode decodeFunc, use func([]byte)) error {
+	c.mu.Lock()
+	e, ok := c.m[key]
+	if ok {
+		e.refs++
+		if e.elem != nil {
+			c.lru.MoveToFront(e.elem)
+			c.stats.hits.Add(1)
+		} else {
+			c.stats.waits.Add(1)
+		}
+		c.mu.Unlock()
+		<-e.done
+	} else {
+		e = c.start(key)
+		c.stats.misses.Add(1)
+		c.mu.Unlock()
+		c.fill(e, size, decode)
+	}
+	defer c.unpin(e)
+	if e.err != nil {
+		return e.err
+	}
+	use(e.data)
+	return nil
+}
+
+// readAhead starts decoding key in the background unless it is cached,
+// being decoded, or every read-ahead slot is busy (then it reports false:
+// the caller stops asking for now).
+func (c *spanCache) readAhead(key spanKey, size int, decode decodeFunc) bool {
+	if c.max <= 0 {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.m[key]; ok {
+		return true
+	}
+	select {
+	case c.sem <- struct{}{}:
+	default:
+		return false
+	}
+	e := c.start(key)
+	c.stats.readAheads.Add(1)
+	go func() {
+		defer func() { <-c.sem }()
+		c.fill(e, size, decode)
+		c.unpin(e)
+	}()
+	return true
+}
+
+// start registers a span being decoded, pinned once for the decoder.
+// c.mu is held.
+func (c *spanCache) start(key spanKey) *spanEntry {
+	e := &spanEntry{key: key, done: make(chan struct{}), refs: 1}
+	c.m[key] = e
+	return e
+}
+
+// fill decodes e and publishes the result: cached if it decoded, fits,
+// and was not dropped meanwhile.
+func (c *spanCache) fill(e *spanEntry, size int, decode decodeFunc) {
+	buf := c.alloc(size)
+	err := decode(buf)
+	c.mu.Lock()
+	e.data, e.err = buf, err
+	switch {
+	case err != nil || c.m[e.key] != e || int64(cap(buf)) > c.max:
+		if c.m[e.key] == e {
+			delete(c.m, e.key)
+		}
+		e.gone = true
+		if err != nil {
+			e.data = nil
+		}
+	default:
+		e.elem = c.lru.PushFront(e)
+		c.used += int64(cap(buf))
+		c.evict()
+	}
+	c.mu.Unlock()
+	close(e.done)
+}
+
+// evict drops least recently used spans until the cache fits. c.mu is held.
+func (c *spanCache) evict() {
+	for c.used > c.max {
+		e := c.lru.Remove(c.lru.Back()).(*spanEntry)
+		c.remove(e)
+		c.stats.evictions.Add(1)
+	}
+}
+
+// remove takes a cached entry out of the cache. c.mu is held.
+func (c *spanCache) remove(e *spanEntry) {
+	if e.elem != nil {
+		c.lru.Remove(e.elem)
+		e.elem = nil
+		c.used -= int64(cap(e.data))
+	}
+	delete(c.m, e.key)
+	e.gone = true
+	if e.refs == 0 {
+		c.recycle(e)
+	}
+}
+
+func (c *spanCache) unpin(e *spanEntry) {
+	c.mu.Lock()
+	e.refs--
+	if e.refs == 0 && e.gone {
+		c.recycle(e)
+	}
+	c.mu.Unlock()
+}
+
+// recycle keeps an unreferenced buffer for reuse. c.mu is held.
+func (c *spanCache) recycle(e *spanEntry) {
+	if e.data != nil && len(c.free) < maxFree {
+		c.free = append(c.free, e.data[:cap(e.data)])
+	}
+	e.data = nil
+}
+
+// alloc returns a buffer of n bytes, reused if one is free.
+func (c *spanCache) alloc(n int) []byte {
+	c.mu.Lock()
+	for i, b := range c.free {
+		if cap(b) >= n {
+			last := len(c.free) - 1
+			c.free[i], c.free[last] = c.free[last], nil
+			c.free = c.free[:last]
+			c.mu.Unlock()
+			return b[:n]
+		}
+	}
+	c.mu.Unlock()
+	return make([]byte, n, (n+spanAlign-1)/spanAlign*spanAlign)
+}
+
+// drop removes a closed layer's spans; spans being decoded are not cached
+// when they finish.
+func (c *spanCache) drop(id uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, e := range c.m {
+		if k.id == id {
+			c.remove(e)
+		}
+	}
+}
+
+// usage returns the bytes of cached spans, for tests.
+func (c *spanCache) usage() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.used
+}
