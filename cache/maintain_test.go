@@ -135,7 +135,7 @@ func TestPruneKeepsWhatIsReferenced(t *testing.T) {
 	imgB := imageOf(t, "linux/amd64", layers[0], extra)
 	push(t, host+"/test/a:v1", img)
 	push(t, host+"/test/b:v1", imgB)
-	s := openStore(t, "")
+	s := openStoreMode(t, "", ModeCompact)
 	for _, r := range []string{host + "/test/a:v1", host + "/test/b:v1"} {
 		got, err := s.Pull(context.Background(), r, PullOptions{})
 		must(t, err)

@@ -26,7 +26,7 @@ const (
 
 // DefaultMode is the mode of a Store whose Options.Mode is empty. See
 // README ("Cache modes") for the measurements behind the choice.
-const DefaultMode = ModeCompact
+const DefaultMode = ModeUnpacked
 
 // ParseMode reads a mode name ("compact" or "unpacked").
 func ParseMode(s string) (Mode, error) {

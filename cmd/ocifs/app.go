@@ -109,19 +109,21 @@ func globalFlags() []cli.Flag {
 			Name:  "verbose",
 			Usage: "print a summary line when done, also when not on a terminal",
 		},
-	}, limitFlags()...)
+	}, append(limitFlags(), cacheModeFlags()...)...)
 }
 
 // globals are the global flags, whether typed before or after the command.
 type globals struct {
-	CacheDir string
-	Platform string
-	Insecure bool
-	Debug    bool
-	Verbose  bool
-	Log      *slog.Logger
-	Limits   cache.Limits  // --max-* flags
-	Network  cache.Network // --retries, --timeout
+	CacheDir  string
+	Platform  string
+	Insecure  bool
+	Debug     bool
+	Verbose   bool
+	Log       *slog.Logger
+	Limits    cache.Limits  // --max-* flags
+	Network   cache.Network // --retries, --timeout
+	Mode      cache.Mode    // --cache-mode, $OCIFS_CACHE_MODE ("": the cache's default)
+	SpanCache int64         // --span-cache (< 0: none)
 }
 
 func getGlobals(c *cli.Context) (*globals, error) {

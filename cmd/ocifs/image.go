@@ -12,7 +12,8 @@ import (
 
 // openStore opens the cache named by the global flags.
 func openStore(g *globals) (*cache.Store, error) {
-	return cache.Open(g.CacheDir, cache.Options{Logger: g.Log, Insecure: g.Insecure, Limits: g.Limits, Network: g.Network})
+	return cache.Open(g.CacheDir, cache.Options{Logger: g.Log, Insecure: g.Insecure, Limits: g.Limits, Network: g.Network,
+		Mode: g.Mode, SpanCache: g.SpanCache})
 }
 
 // fetchImage opens the cache and returns ref's image: the stored copy if

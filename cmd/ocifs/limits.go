@@ -70,6 +70,7 @@ func parseStoreFlags(c *cli.Context, g *globals) error {
 		errs = append(errs, fmt.Errorf("--timeout %q: want a duration such as 30s or 2m", lookupString(c, "timeout")))
 	}
 	g.Network = cache.Network{Attempts: retries + 1, StallTimeout: timeout}
+	errs = append(errs, parseCacheModeFlags(c, g)...)
 	if len(errs) > 0 {
 		return usageError(errors.Join(errs...))
 	}
@@ -88,7 +89,7 @@ func noLimit(v int64) int {
 // mount server), so that it reads the image under the same limits.
 func (g *globals) storeArgs() []string {
 	l, n := g.Limits, g.Network
-	return []string{
+	return append([]string{
 		"--" + cache.LimitEntries, strconv.Itoa(max(l.MaxEntries, 0)),
 		"--" + cache.LimitName, strconv.Itoa(max(l.MaxName, 0)),
 		"--" + cache.LimitXattr, strconv.Itoa(max(l.MaxXattr, 0)),
@@ -96,7 +97,7 @@ func (g *globals) storeArgs() []string {
 		"--" + cache.LimitLayerSize, strconv.FormatInt(max(l.MaxLayerSize, 0), 10),
 		"--retries", strconv.Itoa(n.Attempts - 1),
 		"--timeout", n.StallTimeout.String(),
-	}
+	}, g.cacheModeArgs()...)
 }
 
 // limitHint says which flag to raise for an image over a limit.
