@@ -156,16 +156,19 @@ func BenchmarkRead(b *testing.B) {
 	const size = 64 << 20
 	m := new(memImage).addLayer(fileBytes("big", randomBytes(1, size)))
 	tree := m.merge(b)
+	spliced := fastTuning
+	spliced.splice = true // not what Mount does: see file.go
 	for _, c := range []struct {
 		name    string
 		content func() overlay.LayerReader
+		tune    tuning
 	}{
-		{"memory", func() overlay.LayerReader { return m }},
-		{"pread", func() overlay.LayerReader { return fileBacked(b, m) }},
-		{"splice", func() overlay.LayerReader { return &splicingLayerFile{*fileBacked(b, m)} }},
+		{"memory", func() overlay.LayerReader { return m }, fastTuning},
+		{"pread", func() overlay.LayerReader { return fileBacked(b, m) }, fastTuning},
+		{"splice", func() overlay.LayerReader { return &splicingLayerFile{*fileBacked(b, m)} }, spliced},
 	} {
 		b.Run(c.name, func(b *testing.B) {
-			srv, mnt := mountTree(b, tree, c.content(), Options{})
+			srv, mnt := mountTuned(b, tree, c.content(), Options{}, c.tune)
 			f, err := os.Open(filepath.Join(mnt, "big"))
 			if err != nil {
 				b.Fatal(err)
@@ -232,7 +235,8 @@ func BenchmarkSmallFileRead(b *testing.B) {
 
 // BenchmarkFileRead reads whole files of a few sizes through the mount,
 // uncached, from a file-backed layer: copied (pread into the request
-// buffer), spliced, and as Mount does (splice from spliceMinRead up).
+// buffer, as Mount does), and spliced (go-fuse's splice path, which Mount
+// does not use: see file.go).
 // One op is one file: open, read to EOF, close.
 func BenchmarkFileRead(b *testing.B) {
 	const files = 512
@@ -244,12 +248,12 @@ func BenchmarkFileRead(b *testing.B) {
 		m := new(memImage).addLayer(es...)
 		tree := m.merge(b)
 		for _, c := range []struct {
-			name      string
-			spliceMin int64
-		}{{"copy", 1 << 62}, {"splice", 0}, {"mount", spliceMinRead}} {
+			name   string
+			splice bool
+		}{{"copy", false}, {"splice", true}} {
 			b.Run(fmt.Sprintf("%dK/%s", size>>10, c.name), func(b *testing.B) {
 				tune := fastTuning
-				tune.spliceMin = c.spliceMin
+				tune.splice = c.splice
 				srv, mnt := mountTuned(b, tree, &splicingLayerFile{*fileBacked(b, m)}, Options{}, tune)
 				benchReadFiles(b, srv, mnt, files, size)
 			})

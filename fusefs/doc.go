@@ -97,13 +97,17 @@
 //
 // File bytes come from Node.ReadAt through the content reader
 // (overlay.LayerReader), into the buffer go-fuse hands to the handler, and
-// go back with no allocation per read. If the reader also implements
-// LayerFiler, reads of 64 KiB or more of non-sparse files from a layer
-// stored as a plain file are spliced from that file into /dev/fuse
-// without passing through this process. go-fuse splices with five
-// syscalls against two for a copied read, so smaller reads are copied
-// (BenchmarkFileRead; buffered reads arrive as requests of up to 128 KiB,
-// the kernel's readahead size, whatever the mount's max_read).
+// go back with no allocation per read: one pread (retried until full) and
+// one writev. Reads are never spliced, although the reader may offer its
+// layers as plain files (LayerFiler): go-fuse 2.12 fills its pipe with a
+// single splice(2) and takes a short count for the end of the file, and
+// splice(2) returns short whenever the layer file's next page is not
+// cached yet; the kernel then takes the short answer for the file's end
+// and shrinks the file (observed as "tar: File shrank" after dropping the
+// caches). Copying costs two syscalls against five and measures as fast
+// (BenchmarkFileRead, BenchmarkRead). Buffered reads arrive as requests of
+// up to 128 KiB, the kernel's readahead size, whatever the mount's
+// max_read.
 //
 // FUSE passthrough (the kernel reading a backing file itself) does not
 // fit: it maps a whole open file onto a backing file from offset 0, and a

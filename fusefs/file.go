@@ -100,19 +100,24 @@ func (f *rawFS) Read(cancel <-chan struct{}, in *fuse.ReadIn, buf []byte) (fuse.
 	return f.result(buf[:k]), fuse.OK
 }
 
-// spliceMinRead is the smallest read worth splicing. go-fuse splices
-// with five syscalls (header into a pipe, file into the pipe, pipe into
-// /dev/fuse, and draining the pipe), a copied read takes two (pread,
-// writev): below this size the saved memcpy does not pay for the extra
-// three (BenchmarkFileRead).
-const spliceMinRead = 64 << 10
+// Splicing is off in Mount (tuning.splice) because go-fuse 2.12 loses
+// data with it: it fills its pipe with one splice(2) from the layer file
+// and takes a short count for the end of the file, so it answers a READ
+// with fewer bytes than the file has there. splice(2) from a file returns
+// short, not at its end, when the next page of the file is not cached yet
+// (seen: a READ of 108,456 bytes answered with 107,520, ending exactly on
+// a page boundary of the layer file, after the caches were dropped). The
+// kernel then takes the short answer as the end of the file and shrinks
+// its size ("tar: File shrank by 936 bytes"). Copied reads (pread into
+// the request's buffer, retried until full, then one writev) cost two
+// syscalls against five and are as fast (BenchmarkFileRead), so nothing
+// is lost.
 
 // spliceRead returns a result the server splices from the layer's file,
-// when splicing is on, the read is big enough, and the file's bytes are
-// one run in that file.
+// when splicing is on and the file's bytes are one run in that file.
 func (f *rawFS) spliceRead(n *overlay.Node, off, want int64) (fuse.ReadResult, bool) {
 	l := n.Layer()
-	if f.fds == nil || want < f.tune.spliceMin || l < 0 || l >= len(f.fds) || f.fds[l] < 0 || n.Sparse() != nil {
+	if f.fds == nil || l < 0 || l >= len(f.fds) || f.fds[l] < 0 || n.Sparse() != nil {
 		return nil, false
 	}
 	return fuse.ReadResultFd(uintptr(f.fds[l]), n.Offset()+off, int(want)), true

@@ -75,13 +75,13 @@ type tuning struct {
 	readdirPlus  bool
 	symlinkCache bool
 	enosys       bool // ENOSYS for FLUSH, LSEEK, and xattrs when there are none
-	// spliceMin is the smallest read that is spliced when splicing is
-	// possible; smaller ones are copied (fewer syscalls, see file.go).
-	spliceMin int64
+	// splice turns on splicing reads from the layers' plain files
+	// (LayerFiler). Off in Mount: see noSplice in file.go.
+	splice bool
 }
 
 var (
-	fastTuning  = tuning{ttl: forever, noOpen: true, readdirPlus: true, symlinkCache: true, enosys: true, spliceMin: spliceMinRead}
+	fastTuning  = tuning{ttl: forever, noOpen: true, readdirPlus: true, symlinkCache: true, enosys: true}
 	naiveTuning = tuning{ttl: 1}
 )
 

@@ -79,7 +79,9 @@ func mount(dir string, tree *overlay.Tree, content overlay.LayerReader, opts Opt
 		logger = slog.New(slog.DiscardHandler)
 	}
 	fsys := newRawFS(tree, content, logger, tune)
-	fsys.fds = layerFDs(content, tree)
+	if tune.splice {
+		fsys.fds = layerFDs(content, tree)
+	}
 	if opts.Prefetch && content != nil && tune.readdirPlus {
 		fsys.prefetch = newPrefetcher(fsys)
 	}

@@ -144,3 +144,22 @@ func readRandomly(mnt string, srcs [][]byte, seed uint64, rounds int) error {
 	}
 	return nil
 }
+
+// TestMountDoesNotSplice pins the choice explained in file.go: go-fuse's
+// splice path answers short when splice(2) returns short before the end
+// of the file, and the kernel then shrinks the file, so Mount copies
+// reads even from content that offers plain layer files.
+func TestMountDoesNotSplice(t *testing.T) {
+	m := new(memImage).addLayer(fileBytes("f", randomBytes(3, 300<<10)))
+	srv, mnt := mountTree(t, m.merge(t), &splicingLayerFile{*fileBacked(t, m)}, Options{Prefetch: true})
+	if srv.fs.fds != nil {
+		t.Fatalf("Mount set up splicing from the layer files (fds %v)", srv.fs.fds)
+	}
+	got, err := os.ReadFile(filepath.Join(mnt, "f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, randomBytes(3, 300<<10)) {
+		t.Errorf("read %d bytes, not the image's", len(got))
+	}
+}
