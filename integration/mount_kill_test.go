@@ -272,12 +272,6 @@ func cleanUpAfterKill(t *testing.T, dir string) string {
 	return fmt.Sprintf("a working mount was left (server %d); ocifs umount removed it", pid)
 }
 
-// wedgeBug is why TestKillServerWhileMounting fails now and then.
-const wedgeBug = "fusefs.Mount calls go-fuse's Server.WaitMount, whose poll hack opens a file on the new " +
-	"mount from the serving process; SIGKILL then (during the poll, or while exit closes that file and " +
-	"sends FLUSH) leaves the process unkillable and the mount wedged. Fix: do not call WaitMount " +
-	"(NewServer has answered INIT already)"
-
 // TestKillServerWhileMounting SIGKILLs `ocifs mount --foreground` (which
 // serves its own mount) the moment its mount appears, over and over.
 // However the kill lands, the process must be gone at once and leave at

@@ -232,13 +232,24 @@ func (k *killable) reap(t *testing.T, mounts func() []string) {
 	case <-time.After(reapTimeout):
 	}
 	stuck := stuckThreads(k.pid())
-	t.Errorf("SIGKILLed ocifs (pid %d) is still there after %v; %d threads wait for a FUSE answer:\n%s",
+	report := t.Errorf
+	if !knownBugs() {
+		report = t.Logf
+	}
+	for pid, cmd := range k.kids {
+		if n := len(stuckThreads(pid)); n > 0 {
+			stuck = append(stuck, fmt.Sprintf("and its child %s (pid %d) waits too", strings.Fields(cmd + " ?")[0], pid))
+		}
+	}
+	report("SIGKILLed ocifs (pid %d) is still there after %v; %d threads wait for an answer from its own mount:\n%s",
 		k.pid(), reapTimeout, len(stuck), strings.Join(stuck, "\n"))
+	var mnts []string
 	if mounts != nil {
-		for _, m := range mounts() {
-			if err := abortFUSE(m); err != nil {
-				t.Logf("aborting the FUSE connection of %s: %v", m, err)
-			}
+		mnts = mounts()
+	}
+	for _, m := range mnts {
+		if err := abortFUSE(m); err != nil {
+			t.Logf("aborting the FUSE connection of %s: %v", m, err)
 		}
 	}
 	select {
@@ -246,6 +257,13 @@ func (k *killable) reap(t *testing.T, mounts func() []string) {
 		t.Log("it exited once its mount's FUSE connection was aborted")
 	case <-time.After(reapTimeout):
 		t.Fatalf("SIGKILLed ocifs (pid %d) never exits", k.pid())
+	}
+	if !knownBugs() {
+		k.waitChildren(t)
+		for _, m := range mnts {
+			runOcifs(t, nil, "umount", m)
+		}
+		t.Skip("known bug (OCIFS_TEST_KNOWN_BUGS=1 fails here): " + wedgeBug)
 	}
 }
 
@@ -269,7 +287,18 @@ func (k *killable) waitChildren(t *testing.T) {
 // meanwhile and the fix can be checked by setting the variable.
 func knownBug(t *testing.T, why string) {
 	t.Helper()
-	if os.Getenv("OCIFS_TEST_KNOWN_BUGS") != "1" {
+	if !knownBugs() {
 		t.Skip("known bug (OCIFS_TEST_KNOWN_BUGS=1 runs it): " + why)
 	}
 }
+
+func knownBugs() bool { return os.Getenv("OCIFS_TEST_KNOWN_BUGS") == "1" }
+
+// wedgeBug is the known bug a SIGKILLed ocifs that serves a mount can
+// run into (TestKillServerWhileMounting, TestKillBuildWhileWarming).
+const wedgeBug = "a process serving a FUSE mount accesses that mount itself (fusefs.Mount calls go-fuse's " +
+	"Server.WaitMount, whose poll hack opens and polls a file on the new mount; ocifs build walks its mount " +
+	"with fusefs.Server.Warm). A SIGKILL while such a request is in flight, or while exit closes such a file " +
+	"(FLUSH), leaves a thread waiting for its own dead server: the /dev/fuse descriptor stays open, the kernel " +
+	"never aborts the connection, the process never exits, and the mount and mkfs.ext4 hang until the " +
+	"connection is aborted through /sys/fs/fuse/connections"
