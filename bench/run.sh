@@ -19,16 +19,20 @@
 # Needs root (debootstrap, drop_caches), debootstrap, docker-registry,
 # e2fsprogs, fuse3, go; crane is built from the module version in go.mod.
 set -euo pipefail
+caller=$PWD
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin:/usr/sbin:/sbin"
+
+# abspath P: P made absolute against the directory run.sh was started from.
+abspath() { case "$1" in /*) echo "$1" ;; *) echo "$caller/$1" ;; esac; }
 
 repeat=5 work="" rootfs="" out="" keep=0
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--repeat) repeat=$2; shift 2 ;;
-	--work) work=$2; shift 2 ;;
-	--rootfs) rootfs=$2; shift 2 ;;
-	--out) out=$2; shift 2 ;;
+	--work) work=$(abspath "$2"); shift 2 ;;
+	--rootfs) rootfs=$(abspath "$2"); shift 2 ;;
+	--out) out=$(abspath "$2"); shift 2 ;;
 	--keep) keep=1; shift ;;
 	-h|--help) sed -n '2,22p' "$0"; exit 0 ;;
 	*) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
@@ -37,16 +41,20 @@ done
 
 die() { echo "run.sh: $*" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || die "run as root (debootstrap and dropping kernel caches need it)"
-for t in debootstrap docker-registry mkfs.ext4 e2fsck debugfs fusermount3 go tar gzip; do
-	command -v "$t" >/dev/null || die "missing $t (apt-get install debootstrap docker-registry e2fsprogs fuse3 tar gzip)"
+for t in debootstrap docker-registry mkfs.ext4 e2fsck debugfs fusermount3 go tar gzip curl; do
+	command -v "$t" >/dev/null || die "missing $t (apt-get install debootstrap docker-registry e2fsprogs fuse3 tar gzip curl)"
 done
 
 # mirror prints the first Debian mirror URI of the apt configuration.
 mirror() {
-	local f
+	local f m
 	for f in /etc/apt/sources.list.d/*.sources; do
 		[ -e "$f" ] || continue
-		awk '/^URIs:/{print $2; exit}' "$f" && return
+		m=$(awk '/^URIs:/{print $2; exit}' "$f")
+		if [ -n "$m" ]; then
+			echo "$m"
+			return
+		fi
 	done
 	if [ -e /etc/apt/sources.list ]; then
 		awk '$1=="deb"{for(i=2;i<=NF;i++) if ($i ~ /^[a-z]+:\/\//) {print $i; exit}}' /etc/apt/sources.list
@@ -55,7 +63,6 @@ mirror() {
 
 work=${work:-$(mktemp -d /var/tmp/ocifs-bench.XXXXXX)}
 mkdir -p "$work/bin"
-work=$(cd "$work" && pwd)
 out=${out:-$work/report.md}
 regpid=""
 cleanup() {
@@ -76,7 +83,8 @@ git diff --quiet HEAD 2>/dev/null || commit="$commit+dirty"
 go build -ldflags "-X main.version=$commit" -o "$work/bin/ocifs" ./cmd/ocifs
 go build -o "$work/bin/ocifsbench" ./bench/ocifsbench
 crane_version=$(go list -m -f '{{.Version}}' github.com/google/go-containerregistry)
-(cd "$work/bin" && GOFLAGS=-mod=mod GOBIN="$work/bin" go install "github.com/google/go-containerregistry/cmd/crane@$crane_version")
+# Outside the module, so that go.mod and go.sum stay untouched.
+(cd "$work/bin" && GOBIN="$work/bin" go install "github.com/google/go-containerregistry/cmd/crane@$crane_version")
 
 if [ -z "$rootfs" ]; then
 	m=$(mirror)
@@ -87,11 +95,12 @@ if [ -z "$rootfs" ]; then
 		{ tail -20 "$work/debootstrap.log" >&2; die "debootstrap failed"; }
 fi
 
-# A loopback registry of our own.
+# A loopback registry of our own, on a random free port (a few tries).
 regdir=$work/registry
 mkdir -p "$regdir"
-port=$((20000 + RANDOM % 30000))
-cat >"$regdir/config.yml" <<CONF
+start_registry() {
+	port=$((20000 + RANDOM % 30000))
+	cat >"$regdir/config.yml" <<CONF
 version: 0.1
 log:
   level: warn
@@ -103,12 +112,21 @@ storage:
 http:
   addr: 127.0.0.1:$port
 CONF
-docker-registry serve "$regdir/config.yml" >"$regdir/log" 2>&1 &
-regpid=$!
-for _ in $(seq 100); do
-	curl -fsS "http://127.0.0.1:$port/v2/" >/dev/null 2>&1 && break
-	kill -0 "$regpid" 2>/dev/null || { cat "$regdir/log" >&2; die "docker-registry did not start"; }
-	sleep 0.1
+	docker-registry serve "$regdir/config.yml" >"$regdir/log" 2>&1 &
+	regpid=$!
+	for _ in $(seq 100); do
+		curl -fsS "http://127.0.0.1:$port/v2/" >/dev/null 2>&1 && return 0
+		kill -0 "$regpid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill "$regpid" 2>/dev/null || true
+	wait "$regpid" 2>/dev/null || true
+	regpid=""
+	return 1
+}
+for attempt in 1 2 3 4 5; do
+	start_registry && break
+	[ "$attempt" -lt 5 ] || { cat "$regdir/log" >&2; die "docker-registry did not start"; }
 done
 
 ref=127.0.0.1:$port/bench/debian:bookworm
