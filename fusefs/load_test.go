@@ -4,10 +4,13 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"path"
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/ocifs/ocifs/internal/fsload"
 	"github.com/ocifs/ocifs/overlay"
@@ -78,11 +81,11 @@ func xattrEvery(i, n int, name, value string) []opt {
 // names), lstats, readlinks, xattr reads, readdirs and reads at random
 // offsets, plus a walker listing the whole tree, every answer checked
 // against the merged tree, for OCIFS_TEST_LOAD_DURATION (default 30 s,
-// 3 s with -short) split between two mounts: content copied from memory,
-// and content spliced from files with Options.Prefetch on. Meanwhile the
+// 3 s with -short) split between two mounts: content from memory, and
+// content from files with Options.Prefetch on. Meanwhile the
 // server keeps telling the kernel to forget entries, attributes and
-// pages (FUSE notify), so requests keep reaching the handlers; run it
-// under -race.
+// pages (FUSE notify), so requests keep reaching the handlers, and the
+// backing files' pages are dropped; run it under -race.
 func TestLoad(t *testing.T) {
 	d := fsload.DurationFromEnv(30 * time.Second)
 	if testing.Short() {
@@ -90,13 +93,15 @@ func TestLoad(t *testing.T) {
 	}
 	m := loadImage()
 	tree := m.merge(t)
+	files := fileBacked(t, m)
 	cases := []struct {
 		name    string
 		content overlay.LayerReader
+		backing []*os.File // whose cached pages the churn drops
 		opts    Options
 	}{
-		{"memory", m, Options{}},
-		{"splice-prefetch", &splicingLayerFile{*fileBacked(t, m)}, Options{Prefetch: true}},
+		{"memory", m, nil, Options{}},
+		{"files-prefetch", &splicingLayerFile{*files}, files.files, Options{Prefetch: true}},
 	}
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -107,7 +112,7 @@ func TestLoad(t *testing.T) {
 			}
 			res := fsload.Run(context.Background(), fsload.Config{
 				Root: mnt, Readers: 16, Walkers: 1, Duration: d / 2, Seed: uint64(i), Direct: true,
-				Churn: forgetter(srv, tree),
+				Churn: forgetter(srv, tree, c.backing),
 			}, exp)
 			t.Logf("%s\nserver: %s", res, srv.Stats())
 			if err := res.Err(); err != nil {
@@ -121,8 +126,10 @@ func TestLoad(t *testing.T) {
 }
 
 // forgetter returns a churn function that makes the kernel forget a
-// random path's entry and its inode's attributes and pages.
-func forgetter(srv *Server, tree *overlay.Tree) func() {
+// random path's entry and its inode's attributes and pages, and drops
+// the cached pages of a random backing file (so that reads from it meet
+// uncached pages, as after a reboot).
+func forgetter(srv *Server, tree *overlay.Tree, backing []*os.File) func() {
 	type entry struct {
 		parent, ino uint64
 		name        string
@@ -139,9 +146,16 @@ func forgetter(srv *Server, tree *overlay.Tree) func() {
 	return func() {
 		mu.Lock()
 		e := ents[r.IntN(len(ents))]
+		var f *os.File
+		if len(backing) > 0 {
+			f = backing[r.IntN(len(backing))]
+		}
 		mu.Unlock()
 		// ENOENT when the kernel does not know the node: nothing to forget.
 		srv.srv.EntryNotify(e.parent, e.name)
 		srv.srv.InodeNotify(e.ino, 0, -1)
+		if f != nil {
+			unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED)
+		}
 	}
 }

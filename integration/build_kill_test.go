@@ -78,7 +78,8 @@ func TestKillBuild(t *testing.T) {
 			f.proxy.Reset()
 			outDir := t.TempDir()
 			out := filepath.Join(outDir, "rootfs.ext4")
-			k := newKillable(t, "build", f.ref, out)
+			tmp := t.TempDir() // the build's mount point goes there
+			k := newKillable(t, []string{"TMPDIR=" + tmp}, "build", f.ref, out)
 			fired := m(t, k.pid, out)
 			k.start(t)
 			what := k.killAt(t, fired, func() []string { return buildMounts(f.ref) })
@@ -88,8 +89,8 @@ func TestKillBuild(t *testing.T) {
 			if _, err := os.Stat(out); err == nil {
 				t.Errorf("a killed build left %s", out)
 			}
-			t.Logf("left behind: %s next to OUT, %d mounts (cleaned up with ocifs umount)",
-				describeTemps(outDir), cleanBuildMounts(t, f.ref))
+			t.Logf("left behind: %s next to OUT, %d mounts (cleaned up with ocifs umount), %d directories in TMPDIR",
+				describeTemps(outDir), cleanBuildMounts(t, f.ref), len(mountPointsIn(tmp)))
 			checkBlobsVerify(t)
 			mustOcifs(t, nil, "build", f.ref, out)
 			if got := fileSHA256(t, out); got != want {
@@ -165,6 +166,12 @@ func describeTemps(dir string) string {
 		})
 	}
 	return fmt.Sprintf("%d temporary directories (%d KiB on disk)", len(temps), used>>10)
+}
+
+// mountPointsIn lists the build mount points (ocifs-build-*) in dir.
+func mountPointsIn(dir string) []string {
+	m, _ := filepath.Glob(filepath.Join(dir, "ocifs-build-*"))
+	return m
 }
 
 // buildMounts lists the mount points of FUSE mounts serving ref (their
@@ -243,14 +250,16 @@ func watchEvents(t *testing.T, dir string, mask uint32, match func(string) bool)
 // killed build may be left, neither its temporary directory next to OUT
 // (holding a partial image) nor its mount, dead since its server died.
 func TestKillBuildLeavesNothing(t *testing.T) {
-	knownBug(t, "a SIGKILLed build leaves .OUT.ocifs-build-*/ (a partial image.ext4) next to OUT and a dead FUSE mount "+
-		"at $TMPDIR/ocifs-build-*; neither a later build nor cache prune removes them")
+	knownBug(t, "a SIGKILLed build leaves .OUT.ocifs-build-*/ (a partial image.ext4) next to OUT and its mount point "+
+		"$TMPDIR/ocifs-build-* (a dead FUSE mount if killed while mounted); neither a later build nor cache prune removes them")
 	requireBuild(t)
 	f := killImage(t)
 	mustOcifs(t, nil, "pull", f.ref)
 	outDir := t.TempDir()
 	out := filepath.Join(outDir, "rootfs.ext4")
-	k := newKillable(t, "build", f.ref, out)
+	tmp := t.TempDir()
+	env := []string{"TMPDIR=" + tmp} // where the build makes its mount point
+	k := newKillable(t, env, "build", f.ref, out)
 	var seen time.Time
 	fired := poll(t, "mkfs running", func() bool {
 		if seen.IsZero() && hasChild(k.pid(), isMkfs) {
@@ -262,13 +271,16 @@ func TestKillBuildLeavesNothing(t *testing.T) {
 	t.Logf("killed at %s", k.killAt(t, fired, func() []string { return buildMounts(f.ref) }))
 	k.waitChildren(t)
 	t.Cleanup(func() { cleanBuildMounts(t, f.ref) })
-	mustOcifs(t, nil, "build", f.ref, out)
+	mustOcifs(t, env, "build", f.ref, out)
 	mustOcifs(t, nil, "cache", "prune")
 	if left := buildTemps(outDir); len(left) > 0 {
 		t.Errorf("after a rerun and a prune, the killed build's %s are still next to OUT: %v", describeTemps(outDir), left)
 	}
 	if mnts := buildMounts(f.ref); len(mnts) > 0 {
 		t.Errorf("after a rerun and a prune, the killed build's mount is still there: %v", mnts)
+	}
+	if dirs := mountPointsIn(tmp); len(dirs) > 0 {
+		t.Errorf("after a rerun and a prune, the killed build's mount point is still in TMPDIR: %v", dirs)
 	}
 }
 
@@ -287,7 +299,7 @@ func TestKillBuildWhileWarming(t *testing.T) {
 	attempts, budget := 0, 30*time.Second
 	for start := time.Now(); time.Since(start) < budget && !t.Failed(); attempts++ {
 		out := filepath.Join(t.TempDir(), "rootfs.ext4")
-		k := newKillable(t, "build", f.ref, out)
+		k := newKillable(t, []string{"TMPDIR=" + t.TempDir()}, "build", f.ref, out)
 		delay := time.Duration(r.IntN(300)) * time.Millisecond
 		var mounted time.Time
 		fired := poll(t, "mounted", func() bool {

@@ -235,7 +235,7 @@ func poll(t *testing.T, what string, cond func() bool) <-chan string {
 // and the exit code.
 func killAt(t *testing.T, fired <-chan string, args ...string) (string, int) {
 	t.Helper()
-	k := newKillable(t, args...)
+	k := newKillable(t, nil, args...)
 	k.start(t)
 	what := k.killAt(t, fired, nil)
 	return what, k.code
@@ -289,7 +289,7 @@ func TestKillServerWhileMounting(t *testing.T) {
 	attempts, budget := 0, 20*time.Second
 	for start := time.Now(); time.Since(start) < budget && !t.Failed(); attempts++ {
 		dir := mountDir(t)
-		k := newKillable(t, "mount", "--foreground", ref, dir)
+		k := newKillable(t, nil, "mount", "--foreground", ref, dir)
 		fired := make(chan string, 1)
 		k.start(t)
 		go func() {
