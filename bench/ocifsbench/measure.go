@@ -48,6 +48,7 @@ func parseConfig(args []string) (*config, error) {
 type bench struct {
 	cfg      *config
 	warm     string // ocifs cache filled once, used by warm builds and mounts
+	compact  string // the same in --cache-mode compact (no unpacked copies)
 	cold     string // ocifs cache emptied before each cold build
 	extract  string // the extraction pipeline's tree
 	mnt      string // mount point
@@ -62,8 +63,11 @@ func runMeasure(args []string) error {
 	if err != nil {
 		return err
 	}
+	os.Unsetenv("OCIFS_CACHE_MODE") // the default mode is measured unless named
+	os.Unsetenv("OCIFS_CACHE_DIR")
 	b := &bench{
 		cfg: cfg, warm: filepath.Join(cfg.work, "cache-warm"), cold: filepath.Join(cfg.work, "cache-cold"),
+		compact: filepath.Join(cfg.work, "cache-compact"),
 		extract: filepath.Join(cfg.work, "extracted"), mnt: filepath.Join(cfg.work, "mnt"),
 		samples: map[string][]float64{}, commands: map[string]string{}, facts: map[string]string{},
 	}
@@ -97,7 +101,9 @@ func (b *bench) prepare() error {
 			b.facts["tool: "+toolName(l)] = l
 		}
 	}
-	return nil
+	_, err = sh("%s --cache-dir %s --cache-mode compact build %s %s/compact.ext4 && rm %s/compact.ext4",
+		b.cfg.ocifs, b.compact, b.cfg.ref, b.cfg.work, b.cfg.work)
+	return err
 }
 
 // toolName returns a debug log line's tool and its first argument,
@@ -113,9 +119,9 @@ func toolName(logLine string) string {
 
 func (b *bench) repetition(i int) error {
 	b.loads = append(b.loads, loadavg())
-	steps := []func() error{b.decompressFloor, b.pipeline, b.coldBuild, b.warmBuild, b.mountAndWalk}
+	steps := []func() error{b.decompressFloor, b.pipeline, b.coldBuild, b.warmBuild, b.mountAndWalk, b.compactMode}
 	if i%2 == 1 { // alternate the order, so neither side always runs first
-		steps = []func() error{b.mountAndWalk, b.warmBuild, b.coldBuild, b.pipeline, b.decompressFloor}
+		steps = []func() error{b.compactMode, b.mountAndWalk, b.warmBuild, b.coldBuild, b.pipeline, b.decompressFloor}
 	}
 	for _, s := range steps {
 		if err := s(); err != nil {

@@ -29,7 +29,8 @@ func runProfile(args []string) error {
 	out := fl.String("out", "", "output image (default: a temporary file)")
 	prefetch := fl.Bool("prefetch", false, "mount with fusefs.Options.Prefetch")
 	pullOnly := fl.Bool("pull", false, "only pull REF into -cache (which should be empty), profiled")
-	warm := fl.Bool("warm", false, "walk the mount ahead of mkfs (fusefs.Server.Warm)")
+	warm := fl.Bool("warm", false, "walk the mount ahead of mkfs (fusefs.Server.Warm), beside it")
+	warmFirst := fl.Bool("warmfirst", false, "with -cmd: walk the mount before running the command, timed alone")
 	command := fl.String("cmd", "", "instead of building, run this shell command with $MNT set to the mount")
 	if err := fl.Parse(args); err != nil {
 		return err
@@ -81,12 +82,18 @@ func runProfile(args []string) error {
 	}
 	t2 := time.Now()
 	if *command != "" {
-		if *warm { // before the command, timed alone
+		if *warmFirst { // before the command, timed alone
 			start := time.Now()
 			if err := srv.Warm(ctx); err != nil {
 				return err
 			}
 			fmt.Printf("warm: %v, %s\n", time.Since(start), srv.Stats())
+		}
+		if *warm { // beside the command, as ocifs build does
+			wctx, stop := context.WithCancel(ctx)
+			done := make(chan struct{})
+			go func() { srv.Warm(wctx); close(done) }()
+			defer func() { stop(); <-done }()
 		}
 		return runOnMount(srv, mnt, *command)
 	}
