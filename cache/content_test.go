@@ -177,34 +177,43 @@ func TestContentConcurrentReads(t *testing.T) {
 }
 
 // TestReadAheadOnForwardWalk: a reader walking a layer forward finds the
-// next spans decoded (or being decoded) before it gets there.
+// next spans decoded (or being decoded) before it gets there; jumps to
+// spans whose predecessors were not read start no read-ahead.
 func TestReadAheadOnForwardWalk(t *testing.T) {
 	l := contentLayers(t)[0]
 	s := openStoreMode(t, "", ModeCompact)
 	img, _ := pullLayers(t, s, l)
 	sc := img.content[0].(*seekContent)
-	if sc.src.numSpans() < 5 {
+	if sc.src.numSpans() < 6 {
 		t.Fatalf("only %d spans", sc.src.numSpans())
 	}
 	p := make([]byte, 64<<10)
+	st := &s.spans.stats
+	for _, span := range []int{5, 2} {
+		start, _ := sc.src.spanBounds(span)
+		img.ReadLayerAt(0, p, start)
+	}
+	if n := st.readAheads.Load(); n != 0 {
+		t.Errorf("jumps started %d read-aheads", n)
+	}
+	start, _ := sc.src.spanBounds(3) // right after 2: forward
+	img.ReadLayerAt(0, p, start)
+	if n := st.readAheads.Load(); n == 0 {
+		t.Error("entering span 3 after span 2 started no read-ahead")
+	}
+
+	s = openStoreMode(t, "", ModeCompact)
+	img, _ = pullLayers(t, s, l)
+	st = &s.spans.stats
 	for off := int64(0); off < int64(len(l.tar)); off += int64(len(p)) {
 		n, err := img.ReadLayerAt(0, p, off)
 		if (err != nil && err != io.EOF) || !bytes.Equal(p[:n], l.tar[off:off+int64(n)]) {
 			t.Fatalf("read at %d: %d, %v", off, n, err)
 		}
 	}
-	st := &s.spans.stats
 	if st.readAheads.Load() < int64(sc.src.numSpans()-2) || st.misses.Load() > 2 {
 		t.Errorf("forward walk over %d spans: %d read-aheads, %d misses (want nearly every span read ahead)",
 			sc.src.numSpans(), st.readAheads.Load(), st.misses.Load())
-	}
-	// Random jumps start no read-ahead.
-	before := st.readAheads.Load()
-	for _, off := range []int64{5 << 20, 1 << 20, 3 << 20, 0} {
-		img.ReadLayerAt(0, p, off)
-	}
-	if st.readAheads.Load() != before {
-		t.Errorf("backward and long jumps started %d read-aheads", st.readAheads.Load()-before)
 	}
 }
 
@@ -215,7 +224,7 @@ func TestSpanCacheSingleflight(t *testing.T) {
 	gate := make(chan struct{})
 	var mu sync.Mutex
 	n := 0
-	decode := func(buf []byte) error {
+	decode := func(buf []byte) ([]byte, error) {
 		mu.Lock()
 		n++
 		mu.Unlock()
@@ -223,7 +232,7 @@ func TestSpanCacheSingleflight(t *testing.T) {
 		for i := range buf {
 			buf[i] = byte(i)
 		}
-		return nil
+		return buf, nil
 	}
 	for range 8 {
 		decodes.Add(1)
@@ -246,11 +255,11 @@ func TestSpanCacheSingleflight(t *testing.T) {
 		t.Errorf("%d decodes, want 1", n)
 	}
 	// A failed decode is not cached: the next read decodes again.
-	fail := func([]byte) error { return io.ErrUnexpectedEOF }
+	fail := func([]byte) ([]byte, error) { return nil, io.ErrUnexpectedEOF }
 	if err := c.read(spanKey{1, 1}, 10, fail, func([]byte) {}); err != io.ErrUnexpectedEOF {
 		t.Errorf("failed decode: %v", err)
 	}
-	if err := c.read(spanKey{1, 1}, 10, func([]byte) error { return nil }, func([]byte) {}); err != nil {
+	if err := c.read(spanKey{1, 1}, 10, func(b []byte) ([]byte, error) { return b, nil }, func([]byte) {}); err != nil {
 		t.Errorf("decode after a failure: %v", err)
 	}
 }
@@ -260,7 +269,7 @@ func TestSpanCacheSingleflight(t *testing.T) {
 // served but not kept.
 func TestSpanCacheBound(t *testing.T) {
 	c := newSpanCache(4 * spanAlign)
-	fill := func([]byte) error { return nil }
+	fill := func(b []byte) ([]byte, error) { return b, nil }
 	for i := range 4 {
 		must(t, c.read(spanKey{1, i}, spanAlign, fill, func([]byte) {}))
 	}

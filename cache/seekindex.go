@@ -190,14 +190,15 @@ func decodeThrough(x *seekIndex, blob io.ReaderAt) (int64, error) {
 	src, h := x.spans(blob), sha256.New()
 	var buf []byte
 	for i := range src.numSpans() {
-		start, end := src.spanBounds(i)
-		if int64(cap(buf)) < end-start {
-			buf = make([]byte, end-start)
+		if n := src.bufSize(i); cap(buf) < n {
+			buf = make([]byte, n)
 		}
-		if err := src.decode(i, buf[:end-start]); err != nil {
+		b, err := src.decode(i, buf[:src.bufSize(i)])
+		if err != nil {
+			start, _ := src.spanBounds(i)
 			return start, fmt.Errorf("decoding span %d: %w", i, err)
 		}
-		h.Write(buf[:end-start])
+		h.Write(b)
 	}
 	if got := (v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(h.Sum(nil))}); got != x.diffID {
 		return x.tarSize, fmt.Errorf("the blob decodes through it to %s, want diffID %s", got, x.diffID)

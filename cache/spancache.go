@@ -16,8 +16,11 @@ const DefaultSpanCache = 64 << 20
 // layers its images read from compressed blobs. Each span is decoded
 // once however many readers want it at the same time (later ones wait
 // for the first: singleflight), and read-ahead decodes spans in the
-// background, on at most GOMAXPROCS goroutines at a time, none of them
-// long-lived.
+// background, on at most GOMAXPROCS-1 goroutines at a time (at least
+// one), none of them long-lived. Leaving a P free matters: decoding is
+// CPU-bound, and with every P decoding, the FUSE handlers that answer
+// mkfs.ext4 would wait for preemption (a warm build on 2 CPUs took 8%
+// longer with two read-ahead goroutines than with one).
 //
 // Memory: cached spans take at most max bytes (buffer capacities). On
 // top of that come the spans being decoded (one per reader that missed,
@@ -52,7 +55,8 @@ type spanKey struct {
 
 type spanEntry struct {
 	key  spanKey
-	data []byte
+	buf  []byte // the buffer decoded into (accounted and recycled)
+	data []byte // the span's bytes, inside buf
 	err  error
 	done chan struct{} // closed once data or err is set
 	elem *list.Element // while in lru
@@ -68,18 +72,20 @@ const maxFree = 8
 // each other's buffers.
 const spanAlign = 128 << 10
 
-func newSpanCache(max int64) *spanCache {
-	if max == 0 {
-		max = DefaultSpanCache
+func newSpanCache(bound int64) *spanCache {
+	if bound == 0 {
+		bound = DefaultSpanCache
 	}
-	return &spanCache{max: max, sem: make(chan struct{}, runtime.GOMAXPROCS(0)), m: map[spanKey]*spanEntry{}}
+	slots := max(1, runtime.GOMAXPROCS(0)-1)
+	return &spanCache{max: bound, sem: make(chan struct{}, slots), m: map[spanKey]*spanEntry{}}
 }
 
 // newID returns a key space for one open layer.
 func (c *spanCache) newID() uint64 { return c.nextID.Add(1) }
 
-// decodeFunc fills buf (len(buf) is the span's length) with a span.
-type decodeFunc func(buf []byte) error
+// decodeFunc decodes a span into buf and returns its bytes, a part of
+// buf.
+type decodeFunc func(buf []byte) ([]byte, error)
 
 // read calls use with span key's bytes, decoding them into a buffer of
 // size bytes first unless they are cached or being decoded. use must not
@@ -150,9 +156,9 @@ func (c *spanCache) start(key spanKey) *spanEntry {
 // and was not dropped meanwhile.
 func (c *spanCache) fill(e *spanEntry, size int, decode decodeFunc) {
 	buf := c.alloc(size)
-	err := decode(buf)
+	data, err := decode(buf)
 	c.mu.Lock()
-	e.data, e.err = buf, err
+	e.buf, e.data, e.err = buf, data, err
 	switch {
 	case err != nil || c.m[e.key] != e || int64(cap(buf)) > c.max:
 		if c.m[e.key] == e {
@@ -185,7 +191,7 @@ func (c *spanCache) remove(e *spanEntry) {
 	if e.elem != nil {
 		c.lru.Remove(e.elem)
 		e.elem = nil
-		c.used -= int64(cap(e.data))
+		c.used -= int64(cap(e.buf))
 	}
 	delete(c.m, e.key)
 	e.gone = true
@@ -205,10 +211,10 @@ func (c *spanCache) unpin(e *spanEntry) {
 
 // recycle keeps an unreferenced buffer for reuse. c.mu is held.
 func (c *spanCache) recycle(e *spanEntry) {
-	if e.data != nil && len(c.free) < maxFree {
-		c.free = append(c.free, e.data[:cap(e.data)])
+	if e.buf != nil && len(c.free) < maxFree {
+		c.free = append(c.free, e.buf[:cap(e.buf)])
 	}
-	e.data = nil
+	e.buf, e.data = nil, nil
 }
 
 // alloc returns a buffer of n bytes, reused if one is free.

@@ -25,16 +25,11 @@ func (g *gzipSpans) numSpans() int                       { return g.x.NumSpans()
 func (g *gzipSpans) spanOf(off int64) int                { return g.x.SpanOf(off) }
 func (g *gzipSpans) spanBounds(i int) (start, end int64) { return g.x.SpanBounds(i) }
 
-// decode reads the span with ReadAt, which decodes from the span's
-// checkpoint into the caller's buffer (DecodeSpan would allocate one).
-func (g *gzipSpans) decode(i int, buf []byte) error {
-	start, _ := g.x.SpanBounds(i)
-	_, err := g.ra.ReadAt(buf, start)
-	if err == io.EOF {
-		err = nil // the last span ends at the end of the stream
-	}
-	return err
-}
+func (g *gzipSpans) bufSize(i int) int { return g.ra.SpanBufferSize(i) }
+
+// decode decodes from the span's checkpoint straight into buf (after the
+// window), reading only the span's compressed bytes.
+func (g *gzipSpans) decode(i int, buf []byte) ([]byte, error) { return g.ra.DecodeSpanTo(i, buf) }
 
 // zstdSpans reads a zstd blob span by span: each span is whole frames.
 type zstdSpans struct {
@@ -59,7 +54,19 @@ var zstdSpanDecoder = sync.OnceValues(func() (*zstd.Decoder, error) {
 		zstd.WithDecoderMaxMemory(4*zstdMaxSpan))
 })
 
-func (z *zstdSpans) decode(i int, buf []byte) error {
+func (z *zstdSpans) bufSize(i int) int {
+	start, end := z.x.spanBounds(i)
+	return int(end - start)
+}
+
+func (z *zstdSpans) decode(i int, buf []byte) ([]byte, error) {
+	if err := z.decodeTo(i, buf); err != nil {
+		return nil, err
+	}
+	return buf, nil
+}
+
+func (z *zstdSpans) decodeTo(i int, buf []byte) error {
 	dec, err := zstdSpanDecoder()
 	if err != nil {
 		return err

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"unsafe"
 )
 
 // inflateRaw decodes a raw deflate stream with our inflater, producing
@@ -99,6 +100,15 @@ func checkSpans(t testing.TB, gz, want []byte, x *Index) {
 		}
 		if !bytes.Equal(got, want[start:end]) {
 			t.Fatalf("span %d [%d,%d): wrong bytes", i, start, end)
+		}
+		// DecodeSpanTo into a reused buffer full of garbage.
+		buf := bytes.Repeat([]byte{0xAA}, ra.SpanBufferSize(i)+7)
+		got, err = ra.DecodeSpanTo(i, buf)
+		if err != nil || !bytes.Equal(got, want[start:end]) {
+			t.Fatalf("span %d [%d,%d) into a reused buffer: %v, equal %v", i, start, end, err, bytes.Equal(got, want[start:end]))
+		}
+		if b, g := uintptr(unsafe.Pointer(unsafe.SliceData(buf))), uintptr(unsafe.Pointer(unsafe.SliceData(got))); g < b || g >= b+uintptr(len(buf)) {
+			t.Fatalf("span %d: DecodeSpanTo did not decode into the buffer", i)
 		}
 	}
 }

@@ -75,23 +75,43 @@ const spanAlloc = 8 << 20
 // DecodeSpan decodes span i (see Index.SpanBounds) completely and returns
 // its bytes in a new slice.
 func (ra *ReaderAt) DecodeSpan(i int) ([]byte, error) {
+	return ra.DecodeSpanTo(i, nil)
+}
+
+// SpanBufferSize is the capacity DecodeSpanTo needs to decode span i
+// into the caller's buffer: the span, the window before it and a little
+// slack.
+func (ra *ReaderAt) SpanBufferSize(i int) int {
+	start, end := ra.x.SpanBounds(i)
+	return ra.x.cps[i].wlen + int(end-start) + 1 + outSlack
+}
+
+// DecodeSpanTo is DecodeSpan decoding into buf when cap(buf) is at least
+// SpanBufferSize(i) (else into a new slice): callers that recycle buffers
+// (a cache of decoded spans) save an allocation and a copy per span. The
+// returned bytes then share buf's memory, not from its start.
+func (ra *ReaderAt) DecodeSpanTo(i int, buf []byte) ([]byte, error) {
 	if i < 0 || i >= len(ra.x.cps) {
 		return nil, fmt.Errorf("decoding span %d: no such span (%d spans)", i, len(ra.x.cps))
 	}
 	st := ra.get()
 	defer ra.put(st)
-	b, err := ra.decodeSpan(&st.d, i)
+	b, err := ra.decodeSpan(&st.d, i, buf)
 	if err != nil {
 		return nil, fmt.Errorf("decoding span %d: %w", i, err)
 	}
 	return b, nil
 }
 
-func (ra *ReaderAt) decodeSpan(d *decoder, i int) ([]byte, error) {
+func (ra *ReaderAt) decodeSpan(d *decoder, i int, buf []byte) ([]byte, error) {
 	start, end := ra.x.SpanBounds(i)
 	wlen := ra.x.cps[i].wlen
 	stop := wlen + int(end-start)
-	buf := make([]byte, min(stop, wlen+spanAlloc)+1+outSlack)
+	if cap(buf) >= stop+1+outSlack {
+		buf = buf[:cap(buf)]
+	} else {
+		buf = make([]byte, min(stop, wlen+spanAlloc)+1+outSlack)
+	}
 	win, err := ra.x.window(d, i, buf)
 	if err != nil {
 		return nil, err
