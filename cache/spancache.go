@@ -8,16 +8,20 @@ import (
 )
 
 // DefaultSpanCache is the memory for decoded spans when Options.SpanCache
-// is 0: 64 spans of about 1 MiB, enough for read-ahead on every layer of
-// an image plus the spans random readers come back to.
-const DefaultSpanCache = 64 << 20
+// is 0: about 25 spans, enough for read-ahead of two readers walking the
+// image (8 spans each) plus spans random readers come back to; the
+// kernel's page cache keeps the file data itself. It keeps a mount
+// server within issue 6's memory budget (VmHWM about 60 MiB after a full
+// read of the benchmark image, against 85 MiB at 64 MiB). Readers of
+// everything (ocifs build) want more: see the CLI's --span-cache.
+const DefaultSpanCache = 32 << 20
 
 // spanCache is a store's bounded LRU of decoded spans, shared by all the
 // layers its images read from compressed blobs. Each span is decoded
 // once however many readers want it at the same time (later ones wait
 // for the first: singleflight), and read-ahead decodes spans in the
-// background, on at most GOMAXPROCS-1 goroutines at a time (at least
-// one), none of them long-lived. Leaving a P free matters: decoding is
+// background, from a short queue drained by at most GOMAXPROCS-1
+// goroutines (at least one), which end when it is empty. Leaving a P free matters: decoding is
 // CPU-bound, and with every P decoding, the FUSE handlers that answer
 // mkfs.ext4 would wait for preemption (a warm build on 2 CPUs took 8%
 // longer with two read-ahead goroutines than with one).
@@ -29,21 +33,24 @@ const DefaultSpanCache = 64 << 20
 // the entry while they copy.
 type spanCache struct {
 	max    int64
-	sem    chan struct{} // read-ahead decodes running
+	slots  int // read-ahead goroutines at most
 	nextID atomic.Uint64
 
-	mu   sync.Mutex // guards used, lru, m, free and the entries' refs, gone, elem
-	used int64
-	lru  list.List // of *spanEntry, most recent first
-	m    map[spanKey]*spanEntry
-	free [][]byte
+	mu      sync.Mutex // guards used, lru, m, free, queue, workers and the entries' refs, gone, elem
+	used    int64
+	lru     list.List // of *spanEntry, most recent first
+	m       map[spanKey]*spanEntry
+	free    [][]byte
+	queue   []readAheadJob // spans to decode in the background, nearest first
+	workers int            // goroutines draining queue
 
 	stats spanStats
 }
 
 // spanStats count what the cache did, for tests and benchmarks.
 type spanStats struct {
-	hits, misses, waits, readAheads, evictions atomic.Int64
+	hits, misses, waits, evictions atomic.Int64
+	readAheads                     atomic.Int64 // spans queued for read-ahead
 }
 
 // spanKey names a span: a content's id (one per open layer) and the
@@ -67,6 +74,16 @@ type spanEntry struct {
 // maxFree is how many evicted buffers are kept for reuse.
 const maxFree = 8
 
+// maxQueue bounds the read-ahead queue; requests beyond it are dropped
+// (the reader decodes those spans itself if it gets there).
+const maxQueue = 2 * readAheadSpans
+
+type readAheadJob struct {
+	key    spanKey
+	size   int
+	decode decodeFunc
+}
+
 // spanAlign rounds buffer sizes, so that spans of slightly different
 // lengths (gzip spans end at the first block boundary past 1 MiB) reuse
 // each other's buffers.
@@ -76,8 +93,7 @@ func newSpanCache(bound int64) *spanCache {
 	if bound == 0 {
 		bound = DefaultSpanCache
 	}
-	slots := max(1, runtime.GOMAXPROCS(0)-1)
-	return &spanCache{max: bound, sem: make(chan struct{}, slots), m: map[spanKey]*spanEntry{}}
+	return &spanCache{max: bound, slots: max(1, runtime.GOMAXPROCS(0)-1), m: map[spanKey]*spanEntry{}}
 }
 
 // newID returns a key space for one open layer.
@@ -117,9 +133,10 @@ func (c *spanCache) read(key spanKey, size int, decode decodeFunc, use func([]by
 	return nil
 }
 
-// readAhead starts decoding key in the background unless it is cached,
-// being decoded, or every read-ahead slot is busy (then it reports false:
-// the caller stops asking for now).
+// readAhead queues key for decoding in the background unless it is
+// cached, being decoded or queued. It reports false when the queue is
+// full: the caller stops asking for now. Workers (at most c.slots) start
+// when there is work and end when the queue is empty.
 func (c *spanCache) readAhead(key spanKey, size int, decode decodeFunc) bool {
 	if c.max <= 0 {
 		return false
@@ -129,19 +146,42 @@ func (c *spanCache) readAhead(key spanKey, size int, decode decodeFunc) bool {
 	if _, ok := c.m[key]; ok {
 		return true
 	}
-	select {
-	case c.sem <- struct{}{}:
-	default:
+	for _, j := range c.queue {
+		if j.key == key {
+			return true
+		}
+	}
+	if len(c.queue) >= maxQueue {
 		return false
 	}
-	e := c.start(key)
+	c.queue = append(c.queue, readAheadJob{key, size, decode})
 	c.stats.readAheads.Add(1)
-	go func() {
-		defer func() { <-c.sem }()
-		c.fill(e, size, decode)
-		c.unpin(e)
-	}()
+	if c.workers < c.slots {
+		c.workers++
+		go c.readAheadWorker()
+	}
 	return true
+}
+
+func (c *spanCache) readAheadWorker() {
+	for {
+		c.mu.Lock()
+		if len(c.queue) == 0 {
+			c.workers--
+			c.mu.Unlock()
+			return
+		}
+		j := c.queue[0]
+		c.queue = c.queue[1:]
+		if _, ok := c.m[j.key]; ok {
+			c.mu.Unlock()
+			continue
+		}
+		e := c.start(j.key)
+		c.mu.Unlock()
+		c.fill(e, j.size, j.decode)
+		c.unpin(e)
+	}
 }
 
 // start registers a span being decoded, pinned once for the decoder.
@@ -233,8 +273,8 @@ func (c *spanCache) alloc(n int) []byte {
 	return make([]byte, n, (n+spanAlign-1)/spanAlign*spanAlign)
 }
 
-// drop removes a closed layer's spans; spans being decoded are not cached
-// when they finish.
+// drop removes a closed layer's spans and read-ahead jobs; spans being
+// decoded are not cached when they finish.
 func (c *spanCache) drop(id uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -243,6 +283,13 @@ func (c *spanCache) drop(id uint64) {
 			c.remove(e)
 		}
 	}
+	kept := c.queue[:0]
+	for _, j := range c.queue {
+		if j.key.id != id {
+			kept = append(kept, j)
+		}
+	}
+	c.queue = kept
 }
 
 // usage returns the bytes of cached spans, for tests.
