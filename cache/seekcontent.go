@@ -26,9 +26,12 @@ type spanSource interface {
 // readAheadSpans is how many spans past the one being read are decoded in
 // the background once a reader walks forward. mkfs.ext4 -d and the
 // mount's prefetcher read files in sorted order, which mostly follows tar
-// order. Measured on the benchmark image (warm ocifs build, 2 CPUs): 8
-// spans beat 2 and 4 by 3-8%; 16 gained nothing more.
+// order.
 const readAheadSpans = 8
+
+// readAheadReach bounds how far past the span being read read-ahead looks
+// for live spans.
+const readAheadReach = 64
 
 // seekContent serves a layer from its compressed blob, span by span,
 // through the store's span cache.
@@ -43,14 +46,33 @@ type seekContent struct {
 	// that) is a forward walk and starts read-ahead; keeping this per span
 	// rather than "the last span read" lets two readers walk one layer at
 	// different places (mkfs.ext4 behind, the mount's prefetcher ahead).
-	seen []atomic.Uint64
+	seen spanSet
+	// live has a bit per span that holds data of a file of a merged tree
+	// made from the image (Image.Tree marks them); read-ahead skips the
+	// others, which hold only what later layers delete or replace. Until
+	// a tree is made (hasLive false) every span counts as live.
+	live    spanSet
+	hasLive atomic.Bool
 }
+
+// spanSet is a bit set of spans, safe for concurrent use.
+type spanSet []atomic.Uint64
+
+func newSpanSet(n int) spanSet { return make(spanSet, (n+63)/64) }
+
+// add sets bit i and reports whether it was clear.
+func (s spanSet) add(i int) bool {
+	m := uint64(1) << (i % 64)
+	return s[i/64].Or(m)&m == 0
+}
+
+func (s spanSet) has(i int) bool { return s[i/64].Load()&(1<<(i%64)) != 0 }
 
 var _ layerContent = (*seekContent)(nil)
 
 func newSeekContent(src spanSource, blob *os.File, c *spanCache, kind ContentKind) *seekContent {
-	return &seekContent{src: src, blob: blob, cache: c, id: c.newID(), kind: kind,
-		seen: make([]atomic.Uint64, (src.numSpans()+63)/64)}
+	n := src.numSpans()
+	return &seekContent{src: src, blob: blob, cache: c, id: c.newID(), kind: kind, seen: newSpanSet(n), live: newSpanSet(n)}
 }
 
 func (c *seekContent) File() *os.File    { return nil }
@@ -63,7 +85,17 @@ func (c *seekContent) Close() error {
 	return c.blob.Close()
 }
 
-func (c *seekContent) wasSeen(i int) bool { return c.seen[i/64].Load()&(1<<(i%64)) != 0 }
+// markLive records that the uncompressed range [off, off+n) holds file
+// data a tree serves.
+func (c *seekContent) markLive(off, n int64) {
+	if n <= 0 || off >= c.src.size() {
+		return
+	}
+	for i := c.src.spanOf(off); i <= c.src.spanOf(min(off+n, c.src.size())-1); i++ {
+		c.live.add(i)
+	}
+	c.hasLive.Store(true)
+}
 
 var errNegativeOffset = errors.New("negative offset")
 
@@ -104,16 +136,20 @@ func (c *seekContent) decoder(i int) decodeFunc {
 	return func(buf []byte) ([]byte, error) { return c.src.decode(i, buf) }
 }
 
-// noteRead starts read-ahead when a read enters a span for the first
-// time, just after reading the one or two before it.
+// noteRead starts read-ahead of the next live spans when a read enters a
+// span for the first time, just after reading the one or two before it.
 func (c *seekContent) noteRead(i int) {
-	m := uint64(1) << (i % 64)
-	if c.seen[i/64].Or(m)&m != 0 || (i > 0 && !c.wasSeen(i-1) && (i < 2 || !c.wasSeen(i-2))) {
+	if !c.seen.add(i) || (i > 0 && !c.seen.has(i-1) && (i < 2 || !c.seen.has(i-2))) {
 		return
 	}
-	for j := i + 1; j <= i+readAheadSpans && j < c.src.numSpans(); j++ {
+	all := !c.hasLive.Load()
+	for j, queued := i+1, 0; queued < readAheadSpans && j < min(c.src.numSpans(), i+readAheadReach); j++ {
+		if !all && !c.live.has(j) {
+			continue
+		}
 		if !c.cache.readAhead(spanKey{c.id, j}, c.src.bufSize(j), c.decoder(j)) {
 			return
 		}
+		queued++
 	}
 }

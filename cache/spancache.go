@@ -292,6 +292,14 @@ func (c *spanCache) drop(id uint64) {
 	c.queue = kept
 }
 
+// cached reports whether key is decoded and cached, for tests.
+func (c *spanCache) cached(key spanKey) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[key]
+	return ok && e.elem != nil
+}
+
 // usage returns the bytes of cached spans, for tests.
 func (c *spanCache) usage() int64 {
 	c.mu.Lock()

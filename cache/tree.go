@@ -32,6 +32,7 @@ func (img *Image) Tree(ctx context.Context, n int) (*overlay.Tree, error) {
 	if data, err := os.ReadFile(path); err == nil {
 		t, err := overlay.UnmarshalTree(data, n)
 		if err == nil {
+			img.markLive(t)
 			return t, nil
 		}
 		img.store.log.Warn("saved merged tree is unusable; merging again", "path", path, "err", err)
@@ -49,7 +50,31 @@ func (img *Image) Tree(ctx context.Context, n int) (*overlay.Tree, error) {
 	if err := img.store.saveTree(path, t.MarshalBinary(n)); err != nil {
 		img.store.log.Warn("saving merged tree", "path", path, "err", err)
 	}
+	img.markLive(t)
 	return t, nil
+}
+
+// markLive tells the layers read from their blobs which spans hold data
+// of t's files, so that read-ahead skips the rest (content that later
+// layers delete or replace is never read through t).
+func (img *Image) markLive(t *overlay.Tree) {
+	for ino := uint64(overlay.RootIno); ino < uint64(overlay.RootIno)+uint64(t.Len()); ino++ {
+		n := t.Node(ino)
+		if n.Type() != overlay.TypeRegular || n.Size() == 0 || n.Layer() >= len(img.content) {
+			continue
+		}
+		sc, ok := img.content[n.Layer()].(*seekContent)
+		if !ok {
+			continue
+		}
+		if sp := n.Sparse(); sp != nil {
+			for _, x := range sp {
+				sc.markLive(x.TarOff, x.Len)
+			}
+			continue
+		}
+		sc.markLive(n.Offset(), n.Size())
+	}
 }
 
 // treePath names the saved tree of a layer stack.
