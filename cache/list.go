@@ -58,8 +58,9 @@ type LayerInfo struct {
 	SeekSize     int64           `json:"seek"`     // ocifs/seek file
 	Entries      int             `json:"entries"`
 	// Content says how the store's mode serves the layer (empty when it
-	// cannot: a piece is missing); Note says why a compressed layer keeps
-	// its copy in compact mode.
+	// cannot yet: a piece is missing, or in unpacked mode the copy, which
+	// the next use rebuilds from the blob); Note says why a compressed
+	// layer keeps its copy in compact mode, or that the copy is missing.
 	Content ContentKind `json:"content,omitempty"`
 	Note    string      `json:"note,omitempty"`
 }
@@ -96,7 +97,9 @@ func (s *Store) describe(d v1.Descriptor) ImageInfo {
 	}
 	for i, l := range m.Layers {
 		li := s.describeLayer(l, cf.RootFS.DiffIDs[i])
-		if err := s.layerComplete(l.Digest, li.DiffID); err != nil && info.Problem == "" {
+		// Whether the layer can be served at all: a copy that only the
+		// mode lacks is rebuilt on next use, not a problem.
+		if err := s.layerCompleteIn(ModeCompact, l.Digest, li.DiffID); err != nil && info.Problem == "" {
 			info.Problem = "layer " + l.Digest.String() + ": " + err.Error()
 		}
 		info.Disk.add(DiskUsage{Blobs: li.Size, Indexes: li.IndexSize, Seek: li.SeekSize, Unpacked: li.UnpackedSize})
@@ -135,6 +138,8 @@ func (s *Store) describeLayer(l v1.Descriptor, diffID v1.Hash) LayerInfo {
 		if x.zs != nil {
 			li.Content = ContentZstd
 		}
+	case s.mode == ModeUnpacked:
+		li.Note = "no unpacked copy: made from the blob on next use"
 	}
 	return li
 }

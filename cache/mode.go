@@ -57,15 +57,15 @@ func (s *Store) writesCopy(c compression) bool {
 	return c != uncompressed && (s.mode == ModeUnpacked || c == zstded)
 }
 
-// checkContent says whether a layer's content is there for the store's
-// mode: an uncompressed blob, or an unpacked copy of the right size, or
-// (compact mode only) a valid seek index that reads may go through.
-func (s *Store) checkContent(digest, diffID v1.Hash, tarSize int64) error {
+// checkContent says whether a layer's content is there for mode: an
+// uncompressed blob, or an unpacked copy of the right size, or (compact
+// mode only) a valid seek index that reads may go through.
+func (s *Store) checkContent(mode Mode, digest, diffID v1.Hash, tarSize int64) error {
 	if digest == diffID {
 		return checkSize(s.blobPath(digest), tarSize, digest)
 	}
 	copyErr := checkSize(s.unpackedPath(diffID), tarSize, digest)
-	if copyErr == nil || s.mode == ModeUnpacked {
+	if copyErr == nil || mode == ModeUnpacked {
 		return copyErr
 	}
 	x, err := s.loadSeek(digest, diffID)

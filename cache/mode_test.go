@@ -62,6 +62,13 @@ func TestModeSwitchBothWays(t *testing.T) {
 	}
 
 	unpacked := openStoreMode(t, dir, ModeUnpacked)
+	// Copies that only the mode lacks are no problem for List or Verify.
+	checkVerifyCleanStore(t, unpacked)
+	infos, err := unpacked.List()
+	must(t, err)
+	if l := infos[0].Layers[0]; infos[0].Problem != "" || l.Content != "" || !strings.Contains(l.Note, "next use") {
+		t.Errorf("unpacked mode on a compact cache: List = %+v", infos[0])
+	}
 	img = getImage(t, unpacked, ref)
 	if got := contentKinds(img); got != "unpacked unpacked unpacked blob" {
 		t.Fatalf("unpacked mode on a compact cache: layers served as %s", got)
@@ -82,7 +89,7 @@ func TestModeSwitchBothWays(t *testing.T) {
 	}
 	checkImageAgainst(t, img, layers)
 	checkVerifyCleanStore(t, compact)
-	infos, err := compact.List()
+	infos, err = compact.List()
 	must(t, err)
 	if n := infos[0].Layers[2].Note; !strings.Contains(n, "zstd frame") {
 		t.Errorf("cache ls note of the single-frame zstd layer: %q", n)

@@ -254,8 +254,15 @@ func (s *Store) indexLocalBlob(ctx context.Context, desc v1.Descriptor, diffID v
 }
 
 // layerComplete checks that the blob, a valid index (header, size and
-// checksum) and the uncompressed content of the right size are present.
+// checksum) and the uncompressed content the store's mode serves from
+// are present.
 func (s *Store) layerComplete(digest, diffID v1.Hash) error {
+	return s.layerCompleteIn(s.mode, digest, diffID)
+}
+
+// layerCompleteIn is layerComplete for a mode: in compact mode, a layer
+// whose blob can serve it needs no unpacked copy.
+func (s *Store) layerCompleteIn(mode Mode, digest, diffID v1.Hash) error {
 	if !exists(s.blobPath(digest)) {
 		return errorf(ErrNotFound, "blob %s is missing", digest)
 	}
@@ -270,7 +277,7 @@ func (s *Store) layerComplete(digest, diffID v1.Hash) error {
 	if err != nil {
 		return err
 	}
-	return s.checkContent(digest, diffID, h.TarSize)
+	return s.checkContent(mode, digest, diffID, h.TarSize)
 }
 
 // record adds the image to index.json under its ref and platform.

@@ -145,7 +145,10 @@ func servedAs(l cache.LayerInfo) string {
 		cache.ContentZstd:     "served from the zstd blob (frames)",
 		"":                    "incomplete (rebuilt on next use)",
 	}[l.Content]
-	if l.Note != "" {
+	switch {
+	case l.Content == "" && l.Note != "":
+		return l.Note
+	case l.Note != "":
 		s += "; " + l.Note
 	}
 	return s
