@@ -7,7 +7,9 @@
 //	DIR/oci-layout, DIR/index.json      OCI image layout 1.0.0
 //	DIR/blobs/sha256/<digest>           manifests, configs, layer blobs
 //	DIR/ocifs/index/sha256/<diffID>     layer index (see below)
+//	DIR/ocifs/seek/sha256/<digest>      a compressed blob's seek index
 //	DIR/ocifs/unpacked/sha256/<diffID>  a compressed layer's tar stream
+//	DIR/ocifs/trees/sha256/<hash>       saved merged trees
 //	DIR/ocifs/tmp/                      files being written
 //	DIR/ocifs/locks/                    flock files
 //
@@ -31,20 +33,25 @@
 //     to a temp file under ocifs/tmp, is hashed while copied, checked
 //     against its digest and size, fsynced and renamed into place; the
 //     directory is fsynced after. Nothing is created in place.
-//   - A layer is complete when its blob, its index and its content file
-//     (the unpacked copy, or the blob itself when uncompressed: digest ==
-//     diffID) exist and the content has the size the index records. The
-//     index is renamed into place last, so it marks completeness. Opening
-//     an image checks the content file's size, not its hash: bytes gone
-//     bad in place are Verify's to find (Repair removes the file, and the
+//   - A layer is complete when its blob and its index exist and its
+//     content can be served in the store's Mode (see "Modes"): an
+//     uncompressed blob (digest == diffID) is its own content; otherwise
+//     the unpacked copy of the size the index records, or, in compact
+//     mode, a valid seek index the blob can be read through. The index
+//     is renamed into place last, so it marks completeness. Opening an
+//     image checks the content file's size, not its hash: bytes gone bad
+//     in place are Verify's to find (Repair removes the file, and the
 //     next Get rebuilds it from the blob, offline). Every pass over a
-//     compressed layer rewrites its unpacked copy, since the copy may be
-//     what made the layer incomplete.
+//     compressed layer rewrites its unpacked copy when the mode keeps
+//     one, since the copy may be what made the layer incomplete.
 //   - One streaming pass per layer: fetch → sha256 digest check →
-//     decompression chosen by magic bytes (gzip 1f8b, zstd 28b52ffd,
-//     else tar) → sha256 diffID check against the config → tar scan, with
-//     the decompressed stream written once as the unpacked copy. No layer
-//     is read twice to build its index. Errors rank: a fetch failure, then
+//     decompression chosen by magic bytes (gzip 1f8b through
+//     internal/zran, which records checkpoints as it decodes; zstd frame
+//     by frame, recording frame starts; else tar) → sha256 diffID check
+//     against the config → tar scan, with the decompressed stream written
+//     once as the unpacked copy when the mode keeps one, and the seek
+//     index written at the end. No layer is read twice to build its
+//     index. Errors rank: a fetch failure, then
 //     a digest mismatch (wrong bytes explain any later garbage), then a
 //     decompression or tar error, then a diffID mismatch.
 //   - Index files are versioned and checksummed (header with magic,
@@ -76,14 +83,93 @@
 //
 // # Reading content
 //
-// Image.ReadLayerAt(i, p, off) reads layer i's uncompressed tar stream:
-// one pread on a file opened when the Image was made, no lock and no
-// allocation, safe from any number of goroutines. Image.LayerFile exposes
-// the file for splice or FUSE passthrough. Callers never learn whether the
-// file is an unpacked copy or an uncompressed blob; a later version may
-// read from the compressed blob through checkpoints behind the same
-// methods.
+// Image.ReadLayerAt(i, p, off) reads layer i's uncompressed tar stream
+// through one layerContent per layer, chosen when the image is opened
+// (Layer.Content says which):
 //
+//   - ContentBlob, ContentUnpacked: a plain file (the uncompressed blob,
+//     or the unpacked copy); ReadLayerAt is one pread, no lock, no
+//     allocation. Image.LayerFile exposes the file for splice or FUSE
+//     passthrough.
+//   - ContentGzip: the gzip blob read at random through its checkpoints
+//     (internal/zran): a span (about 1 MiB of output, from one checkpoint
+//     to the next) decodes on its own from the checkpoint's bit offset
+//     and 32 KiB window.
+//   - ContentZstd: the zstd blob read span by span, a span being whole
+//     frames (grown to 1 MiB of output, never beyond 4 MiB unless one
+//     frame is).
+//
+// Callers never learn which: Image.LayerFile reports false for the last
+// two, and everything else is the same. Any number of goroutines may read.
+//
+// The decoded spans go through the Store's span cache (Options.SpanCache,
+// DefaultSpanCache): an LRU bounded by buffer bytes, shared by all the
+// store's images, in which a span is decoded once however many readers
+// want it at the same time (the others wait: singleflight). Buffers are
+// reused once evicted, never while a reader copies from one (readers pin
+// an entry while they copy). A read that enters a span for the first
+// time right after its predecessor starts read-ahead: the next 8 spans
+// that hold live data (Image.Tree marks the spans with data of the merged
+// tree's files; what later layers delete is never decoded ahead) are
+// queued and decoded by at most GOMAXPROCS-1 goroutines, which end when
+// the queue is empty. Image.Close drops the image's spans.
+//
+// # Seek indexes
+//
+// ocifs/seek/sha256/<blob digest> holds where decoding a compressed blob
+// can start: zran checkpoints for gzip, frame starts for zstd. It depends
+// on the compressed bytes, not the diffID, hence its key. It is written
+// by every pass over a compressed layer, in both modes (it costs about
+// 0.4% of the blob), atomically; it has a header (magic, version, kind,
+// blob digest, diffID, tar size), its own payload encoding (the zran
+// index's has a version and a CRC of its own) and a sha256 trailer. One
+// that fails a check is rebuilt from the blob, offline, when compact mode
+// needs it. Verify decodes every blob through its seek index and checks
+// the result against the diffID, so a seek index that decodes but lies
+// is found too. Prune removes seek indexes of unreferenced blobs.
+//
+// Frames: the zstd decoder does not report frame boundaries, so the pass
+// walks frame and block headers itself (RFC 8878: frame header size from
+// the descriptor, 3-byte block headers, optional checksum, skippable
+// frames), hands the decoder one frame at a time, and records where each
+// starts. A stream the walker rejects (stray bytes after the last frame,
+// a reserved block type, a frame cut short) fails the layer as invalid,
+// as the decoder would.
+//
+// # Modes
+//
+// Options.Mode (DefaultMode: ModeUnpacked) says which compressed layers
+// keep an unpacked copy. ModeUnpacked keeps one for every compressed
+// layer. ModeCompact keeps none for gzip layers and zstd layers whose
+// spans are at most 4 MiB; a single-frame zstd layer above that keeps its
+// copy (List says why). A cache may change mode at any time:
+//
+//   - unpacked mode on a compact cache: a missing copy makes the layer
+//     incomplete, and Get rebuilds it from the blob, offline;
+//   - compact mode on an unpacked cache: copies are used as long as they
+//     exist (they cost no decoding); Prune removes those whose blob can
+//     serve the layer;
+//   - PruneOptions.EvictUnpacked with MaxUnpacked removes copies, least
+//     recently used first (the access time, which opening an image sets
+//     explicitly), until the rest fit. A running mount keeps reading an
+//     evicted copy through its open file; the next open reads the blob
+//     (compact) or rebuilds the copy (unpacked).
+//
+// List reports what each image's files take on disk and how each layer
+// is served; a layer is a Problem only if no mode could serve it.
+//
+// # For whoever adds content kinds
+//
+// A new way to serve a layer (a lazily fetched eStargz blob, say)
+// implements layerContent; if it decodes chunks, it can implement
+// spanSource (size, spans, bufSize, decode into a given buffer) and get
+// the span cache, singleflight, read-ahead and live-span marking of
+// seekContent for free. A span source's decode may block (on the
+// network) and must be safe for concurrent calls; errors are returned to
+// the reader that waited, never cached. openContent decides per layer
+// what serves it; checkContent and layerCompleteIn say what "complete"
+// means per mode, and List's describeLayer what cache ls shows.
+
 // # Concurrency and crashes
 //
 // A Store is safe for concurrent use by goroutines and by processes:
@@ -107,7 +193,10 @@
 // Hazards: locks are polled (flock cannot be interrupted), so waiting on a
 // lock notices ctx cancellation within 20 ms. An Image keeps its files
 // open: Prune may unlink them underneath (Linux keeps them readable), but
-// an index rebuild for a pruned layer then fails.
+// an index rebuild for a pruned layer then fails. The span cache's memory
+// bound counts cached spans only: spans being decoded (one per reader
+// that missed, one per read-ahead goroutine) and up to 8 free buffers
+// come on top.
 //
 // # Limits
 //
