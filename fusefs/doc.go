@@ -130,8 +130,9 @@
 // `ocifs build` uses it and `ocifs mount` only with --prefetch. Stats
 // counts what was pushed.
 //
-// Server.Warm goes one step further for a reader whose order is known:
-// it walks the mount from the serving process in mkfs.ext4 -d's order,
+// WarmWalk goes one step further for a reader whose order is known: run
+// in a child process (never the server's own, see Hazards), it walks the
+// mount in mkfs.ext4 -d's order,
 // listing every directory and reading every symlink, so that those round
 // trips (and, with Prefetch, the pushes they trigger) run on another CPU
 // ahead of the reader. With both, mkfs.ext4 -d over the Debian image
@@ -161,9 +162,13 @@
 //     Mount returns, not concurrently with it;
 //   - stop the child before Unmount: while it has files open, Unmount
 //     retries for a few seconds and then fails with ErrBusy;
-//   - the handlers need nothing but the tree and the content reader, and
-//     never call back into the mount, so accessing the mount from the
-//     serving process itself is safe;
+//   - the serving process must never use its own mount, not even a stat:
+//     if it is killed while one of its threads waits for a request its
+//     server threads already took, the kernel waits for the answer
+//     uninterruptibly, the process never finishes dying, the device is
+//     never closed, and the mount and everyone using it hang for good. So
+//     Mount does not wait for the mount by touching it (NewServer has
+//     answered INIT already), and WarmWalk runs in a child process;
 //   - if the serving process dies, the mount stays behind: reads fail with
 //     ENOTCONN ("transport endpoint is not connected") while names and
 //     attributes the kernel cached may still answer; Unmount(dir) removes

@@ -27,7 +27,7 @@ const (
 	ProblemNotDir     = "is not a directory"
 	ProblemNotEmpty   = "is not empty"
 	ProblemMounted    = "is already a mount point"
-	ProblemDeadMount  = "is a mount whose server is gone (transport endpoint is not connected)"
+	ProblemDeadMount  = "is a mount whose server is gone or does not answer (transport endpoint is not connected)"
 	ProblemNotMounted = "is not a mount point"
 	ProblemNotFUSE    = "is not a FUSE mount"
 )

@@ -66,13 +66,27 @@ func unmount(dir string, lazy bool) error {
 	}
 }
 
-// dead reports whether the mount at dir has lost its server. statfs is
-// the probe because the kernel never caches its answer: lstat of a dead
-// mount succeeds as long as the attributes are cached (forever, here).
+// dead reports whether the mount at dir has lost its server, or has one
+// that no longer answers. statfs is the probe because the kernel never
+// caches its answer: lstat of a dead mount succeeds as long as the
+// attributes are cached (forever, here). A wedged server would make the
+// probe wait forever, so it gets probeTimeout.
 func dead(dir string) bool {
-	var st unix.Statfs_t
-	return errors.Is(unix.Statfs(dir, &st), syscall.ENOTCONN)
+	done := make(chan error, 1)
+	go func() {
+		var st unix.Statfs_t
+		done <- unix.Statfs(dir, &st)
+	}()
+	select {
+	case err := <-done:
+		return errors.Is(err, syscall.ENOTCONN)
+	case <-time.After(probeTimeout):
+		return true
+	}
 }
+
+// probeTimeout bounds the statfs probe of a mount.
+const probeTimeout = 5 * time.Second
 
 func unmountOnce(dir string, lazy bool) error {
 	if os.Geteuid() == 0 {

@@ -18,7 +18,7 @@ func TestWarm(t *testing.T) {
 		file("a/b/c/g", "y"), symlink("a/b/c/m", "../../f"),
 		dir("z"), symlink("z/n", "/a"),
 	))
-	if err := srv.Warm(context.Background()); err != nil {
+	if err := WarmWalk(context.Background(), mnt); err != nil {
 		t.Fatal(err)
 	}
 	before := srv.Stats()
@@ -42,10 +42,10 @@ func TestWarm(t *testing.T) {
 
 func TestWarmStops(t *testing.T) {
 	m := wideImage(50, 10)
-	srv, _ := mountTree(t, m.merge(t), m, Options{})
+	srv, mnt := mountTree(t, m.merge(t), m, Options{})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := srv.Warm(ctx); !errors.Is(err, context.Canceled) {
+	if err := WarmWalk(ctx, mnt); !errors.Is(err, context.Canceled) {
 		t.Errorf("Warm with a cancelled context returned %v, want context.Canceled", err)
 	}
 	if s := srv.Stats(); s.ReadDirPlus != 0 {

@@ -290,7 +290,6 @@ func TestKillBuildLeavesNothing(t *testing.T) {
 // and its mkfs must be gone at once (mkfs failing with ENOTCONN), and
 // `ocifs umount` must remove the dead mount.
 func TestKillBuildWhileWarming(t *testing.T) {
-	knownBug(t, wedgeBug)
 	requireBuild(t)
 	testenv.RequireRoot(t) // to abort a wedged connection through fusectl
 	f := killImage(t)

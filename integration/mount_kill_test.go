@@ -277,11 +277,10 @@ func cleanUpAfterKill(t *testing.T, dir string) string {
 // However the kill lands, the process must be gone at once and leave at
 // most a dead mount that `ocifs umount` removes. It fails if the process
 // cannot exit: a thread of it waiting for its own mount's answer (go-fuse
-// opens a file on the new mount and polls it, in Server.WaitMount) keeps
+// opened a file on the new mount and polled it, in Server.WaitMount) keeps
 // the /dev/fuse descriptor open, so the kernel never aborts the
 // connection and waits for that answer forever.
 func TestKillServerWhileMounting(t *testing.T) {
-	knownBug(t, wedgeBug)
 	testenv.RequireRoot(t) // to abort a wedged connection through fusectl
 	reg := testregistry.Start(t)
 	ref := pushSmall(t, reg, "kill-mounting")

@@ -29,7 +29,7 @@ func runProfile(args []string) error {
 	out := fl.String("out", "", "output image (default: a temporary file)")
 	prefetch := fl.Bool("prefetch", false, "mount with fusefs.Options.Prefetch")
 	pullOnly := fl.Bool("pull", false, "only pull REF into -cache (which should be empty), profiled")
-	warm := fl.Bool("warm", false, "walk the mount ahead of mkfs (fusefs.Server.Warm), beside it")
+	warm := fl.Bool("warm", false, "walk the mount ahead of mkfs (fusefs.WarmWalk, in process: profiling only), beside it")
 	warmFirst := fl.Bool("warmfirst", false, "with -cmd: walk the mount before running the command, timed alone")
 	command := fl.String("cmd", "", "instead of building, run this shell command with $MNT set to the mount")
 	if err := fl.Parse(args); err != nil {
@@ -84,7 +84,7 @@ func runProfile(args []string) error {
 	if *command != "" {
 		if *warmFirst { // before the command, timed alone
 			start := time.Now()
-			if err := srv.Warm(ctx); err != nil {
+			if err := fusefs.WarmWalk(ctx, srv.Dir()); err != nil {
 				return err
 			}
 			fmt.Printf("warm: %v, %s\n", time.Since(start), srv.Stats())
@@ -92,7 +92,7 @@ func runProfile(args []string) error {
 		if *warm { // beside the command, as ocifs build does
 			wctx, stop := context.WithCancel(ctx)
 			done := make(chan struct{})
-			go func() { srv.Warm(wctx); close(done) }()
+			go func() { fusefs.WarmWalk(wctx, srv.Dir()); close(done) }()
 			defer func() { stop(); <-done }()
 		}
 		return runOnMount(srv, mnt, *command)
@@ -110,7 +110,7 @@ func runProfile(args []string) error {
 	warmed := make(chan error, 1)
 	go func() {
 		if *warm {
-			warmed <- srv.Warm(wctx)
+			warmed <- fusefs.WarmWalk(wctx, srv.Dir())
 		} else {
 			warmed <- nil
 		}

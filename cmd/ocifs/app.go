@@ -64,6 +64,7 @@ func commands() []*cli.Command {
 		inspectCommand(),
 		cacheCommand(),
 		mountServerCmd(),
+		warmCmd(),
 	}
 	for _, c := range cmds {
 		withGlobalFlags(c)

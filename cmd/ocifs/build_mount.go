@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"sync"
 
@@ -13,16 +12,15 @@ import (
 
 // buildMount is the private mount a build runs mkfs.ext4 -d over. It
 // prefetches file content (mkfs reads every file it lists) and is walked
-// ahead of mkfs (fusefs.Server.Warm), so that the round trips run beside
-// mkfs rather than in its way. It is released as soon as mkfs is done:
+// ahead of mkfs by a child process (fusefs.WarmWalk, see warm.go), so
+// that the round trips run beside mkfs rather than in its way. It is released as soon as mkfs is done:
 // the walk stops and the unmount proceeds while e2fsck runs.
 type buildMount struct {
 	srv       *fusefs.Server
 	log       *slog.Logger
-	stopWarm  context.CancelFunc
-	warmed    chan error // Warm's result
-	unmounted chan error // Unmount's result, once released
-	once      sync.Once  // guards the release
+	stopWarm  func() error // kills the walk; its error if it failed first
+	unmounted chan error   // Unmount's result, once released
+	once      sync.Once    // guards the release
 }
 
 func startBuildMount(ctx context.Context, g *globals, tree *overlay.Tree, img *cache.Image, dir string) (*buildMount, error) {
@@ -30,18 +28,19 @@ func startBuildMount(ctx context.Context, g *globals, tree *overlay.Tree, img *c
 	if err != nil {
 		return nil, err
 	}
-	wctx, stop := context.WithCancel(ctx)
-	m := &buildMount{srv: srv, log: g.Log, stopWarm: stop, warmed: make(chan error, 1), unmounted: make(chan error, 1)}
-	go func() { m.warmed <- srv.Warm(wctx) }()
-	return m, nil
+	stop, err := startWarm(srv.Dir())
+	if err != nil {
+		g.Log.Debug("building without a warm-up walk", "err", err)
+		stop = func() error { return nil }
+	}
+	return &buildMount{srv: srv, log: g.Log, stopWarm: stop, unmounted: make(chan error, 1)}, nil
 }
 
 // release stops the walk and starts unmounting in the background; only
 // the first call does anything.
 func (m *buildMount) release() {
 	m.once.Do(func() {
-		m.stopWarm()
-		if err := <-m.warmed; err != nil && !errors.Is(err, context.Canceled) {
+		if err := m.stopWarm(); err != nil {
 			m.log.Debug("walking the mount ahead of mkfs", "err", err)
 		}
 		m.log.Debug("mount served mkfs", "requests", m.srv.Stats().String())

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
@@ -76,15 +77,15 @@ func startMountServer(ctx context.Context, g *globals, req *mountRequest) (int, 
 		cmd.Wait()
 		return 0, ctx.Err()
 	case msg := <-report:
-		return cmd.Process.Pid, serverOutcome(cmd, msg)
+		return cmd.Process.Pid, serverOutcome(cmd, msg, req.Dir)
 	}
 }
 
 // serverOutcome turns the server's report into this process's result.
-func serverOutcome(cmd *exec.Cmd, msg string) error {
+func serverOutcome(cmd *exec.Cmd, msg, dir string) error {
 	if strings.TrimSpace(msg) == "ready" {
 		cmd.Process.Release()
-		return nil
+		return checkAnswers(dir)
 	}
 	waitErr := cmd.Wait()
 	lines := strings.SplitN(msg, "\n", 4)
@@ -95,6 +96,25 @@ func serverOutcome(cmd *exec.Cmd, msg string) error {
 		}
 	}
 	return fmt.Errorf("the mount server ended before mounting: %v", waitErr)
+}
+
+// checkAnswers stats the new mount from this process (the server never
+// touches its own mount), so that ocifs mount returns once it answers.
+func checkAnswers(dir string) error {
+	done := make(chan error, 1)
+	go func() {
+		_, err := os.Lstat(dir)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("the new mount at %s does not answer: %w", dir, err)
+		}
+		return nil
+	case <-time.After(30 * time.Second):
+		return fmt.Errorf("the new mount at %s does not answer after 30s", dir)
+	}
 }
 
 // writeFailure sends an error to the parent as "error CODE", the one-line
@@ -152,8 +172,11 @@ func runMountServer(c *cli.Context) error {
 			return err
 		}
 		defer m.close()
-		fmt.Fprintln(ready, "ready")
+		_, err = fmt.Fprintln(ready, "ready")
 		ready.Close()
+		if err != nil { // ocifs mount is gone: nobody knows of this mount
+			return fmt.Errorf("reporting to ocifs mount: %w", err)
+		}
 		served = true
 		releaseMergeMemory()
 		quiet.set(io.Discard)
