@@ -53,12 +53,12 @@ func Build(ctx context.Context, t *overlay.Tree, src, out string, opts Options) 
 	if err := checkOutput(out); err != nil {
 		return nil, err
 	}
-	work, err := os.MkdirTemp(filepath.Dir(out), "."+filepath.Base(out)+".ocifs-build-")
+	work, err := newWorkDir(out, opts.logger())
 	if err != nil {
-		return nil, fmt.Errorf("creating a temporary directory next to %s: %w", out, noSpace(err))
+		return nil, err
 	}
-	defer os.RemoveAll(work)
-	b, err := newBuild(t, src, work, tools, opts)
+	defer work.remove()
+	b, err := newBuild(t, src, work.path, tools, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -128,5 +129,39 @@ func checkEstimate(t testing.TB, res *Result, overPct float64, overBlocks uint64
 	}
 	if res.UsedInodes != l.Content.Inodes {
 		t.Errorf("used %d inodes, estimated %d", res.UsedInodes, l.Content.Inodes)
+	}
+}
+
+// TestWorkDirOfKilledBuildRemoved checks that a build removes the
+// unlocked work directory a killed build of the same output left, and
+// leaves alone a locked one (a build still running) and other outputs'.
+func TestWorkDirOfKilledBuildRemoved(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "root.ext4")
+	stale := filepath.Join(dir, workPrefix(out)+"123")
+	other := filepath.Join(dir, workPrefix(filepath.Join(dir, "other.ext4"))+"456")
+	for _, d := range []string{stale, other} {
+		if err := os.MkdirAll(filepath.Join(d, "sub"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	running, err := newWorkDir(out, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer running.remove()
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("a killed build's work dir survived: %v", err)
+	}
+	if _, err := os.Stat(other); err != nil {
+		t.Errorf("another output's work dir was removed: %v", err)
+	}
+	second, err := newWorkDir(out, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.remove()
+	if _, err := os.Stat(running.path); err != nil {
+		t.Errorf("a running build's work dir was removed: %v", err)
 	}
 }

@@ -82,7 +82,9 @@
 // (".NAME.ocifs-build-*", also holding the generated configs), synced and
 // renamed onto the output only once e2fsck passed: a failed, cancelled or
 // interrupted build leaves nothing at the output path and removes the
-// temporary directory (a SIGKILLed process cannot, and leaves it).
+// temporary directory. A SIGKILLed build cannot; its directory stays
+// unlocked (a build holds an flock on its own) and the next build of the
+// same output removes it.
 //
 // # Hazards
 //

@@ -250,8 +250,6 @@ func watchEvents(t *testing.T, dir string, mask uint32, match func(string) bool)
 // killed build may be left, neither its temporary directory next to OUT
 // (holding a partial image) nor its mount, dead since its server died.
 func TestKillBuildLeavesNothing(t *testing.T) {
-	knownBug(t, "a SIGKILLed build leaves .OUT.ocifs-build-*/ (a partial image.ext4) next to OUT and its mount point "+
-		"$TMPDIR/ocifs-build-* (a dead FUSE mount if killed while mounted); neither a later build nor cache prune removes them")
 	requireBuild(t)
 	f := killImage(t)
 	mustOcifs(t, nil, "pull", f.ref)

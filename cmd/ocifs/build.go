@@ -184,11 +184,12 @@ func buildImage(ctx context.Context, g *globals, img *cache.Image, req *buildReq
 		return nil, err
 	}
 	show.start("mount")
-	mnt, err := os.MkdirTemp("", "ocifs-build-")
+	tmp, err := newBuildTmp(g.Log)
 	if err != nil {
-		return nil, fmt.Errorf("creating a mount point: %w", err)
+		return nil, err
 	}
-	defer os.Remove(mnt)
+	defer tmp.remove()
+	mnt := tmp.mountPoint()
 	m, err := startBuildMount(ctx, g, tree, img, mnt)
 	if err != nil {
 		return nil, err
