@@ -3,6 +3,7 @@ package cache
 import (
 	"bytes"
 	"context"
+	ti "github.com/ocifs/ocifs/internal/testimage"
 	"os"
 	"path/filepath"
 	"strings"
@@ -225,5 +226,24 @@ func TestCompactDiskUse(t *testing.T) {
 	must(t, err)
 	if d := infos[0].Disk; d.Total() != u.Total() || d.Seek == 0 || d.Trees == 0 {
 		t.Errorf("List disk %+v, store %+v", d, u)
+	}
+}
+
+// TestVerifyLongZstdFrame: a single-frame zstd layer far longer than
+// random access allows keeps its copy, and Verify still checks its seek
+// index (streaming the frame).
+func TestVerifyLongZstdFrame(t *testing.T) {
+	tarb := ti.Layer(ti.File("big", strings.Repeat("0123456789abcdef", 2<<20)), ti.File("small", "x")) // 32 MiB
+	l := zstdLayer(t, tarb)
+	s, ref := pullOffline(t, "", ModeCompact, l)
+	img := getImage(t, s, ref)
+	if got := contentKinds(img); got != "unpacked" {
+		t.Errorf("a 32 MiB zstd frame served as %s", got)
+	}
+	checkVerifyCleanStore(t, s)
+	x, err := s.loadSeek(l.digest(), l.diffID())
+	must(t, err)
+	if x.servable() || x.zs.numSpans() != 1 {
+		t.Errorf("seek index of one 32 MiB frame: servable %v, %d spans", x.servable(), x.zs.numSpans())
 	}
 }

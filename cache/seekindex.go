@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/klauspost/compress/zstd"
 	"github.com/ocifs/ocifs/internal/zran"
 )
 
@@ -185,25 +186,50 @@ func (s *Store) verifySeek(path string, digest v1.Hash) (int64, error) {
 }
 
 // decodeThrough decodes the blob span by span through x and checks the
-// result against x's diffID; it returns the bytes decoded.
+// result against x's diffID; it returns the bytes decoded. zstd spans are
+// streamed: the span of a layer that keeps its copy (one long frame) may
+// be far larger than the random-access decoder allows.
 func decodeThrough(x *seekIndex, blob io.ReaderAt) (int64, error) {
 	src, h := x.spans(blob), sha256.New()
 	var buf []byte
 	for i := range src.numSpans() {
-		if n := src.bufSize(i); cap(buf) < n {
-			buf = make([]byte, n)
+		start, end := src.spanBounds(i)
+		var err error
+		if x.zs != nil {
+			err = streamZstdSpan(x.zs, blob, i, end-start, h)
+		} else {
+			if n := src.bufSize(i); cap(buf) < n {
+				buf = make([]byte, n)
+			}
+			var b []byte
+			if b, err = src.decode(i, buf[:src.bufSize(i)]); err == nil {
+				h.Write(b)
+			}
 		}
-		b, err := src.decode(i, buf[:src.bufSize(i)])
 		if err != nil {
-			start, _ := src.spanBounds(i)
 			return start, fmt.Errorf("decoding span %d: %w", i, err)
 		}
-		h.Write(b)
 	}
 	if got := (v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(h.Sum(nil))}); got != x.diffID {
 		return x.tarSize, fmt.Errorf("the blob decodes through it to %s, want diffID %s", got, x.diffID)
 	}
 	return x.tarSize, nil
+}
+
+// streamZstdSpan decodes span i of a zstd blob into w with a streaming
+// decoder, checking that it holds exactly n bytes.
+func streamZstdSpan(x *zstdIndex, blob io.ReaderAt, i int, n int64, w io.Writer) error {
+	from, to := x.compressedRange(i)
+	dec, err := zstd.NewReader(io.NewSectionReader(blob, from, to-from), zstd.WithDecoderConcurrency(1))
+	if err != nil {
+		return err
+	}
+	defer dec.Close()
+	got, err := io.Copy(w, io.LimitReader(dec, n+1))
+	if err == nil && got != n {
+		err = fmt.Errorf("%d bytes, the seek index says %d", got, n)
+	}
+	return err
 }
 
 func blobIsBad(path string, digest v1.Hash) bool {
