@@ -64,3 +64,27 @@ func FuzzZstdFrames(f *testing.F) {
 		}
 	})
 }
+
+// FuzzZstdIndex: a frame table that decodes keeps the invariants the
+// read path relies on, whatever its bytes.
+func FuzzZstdIndex(f *testing.F) {
+	x := groupFrames([]zstdFrameStart{{0, 0}, {100, 1 << 20}, {150, 3 << 20}}, 4<<20, 300)
+	f.Add(x.marshal(), int64(4<<20))
+	f.Add([]byte{1, 0}, int64(0))
+	f.Fuzz(func(t *testing.T, b []byte, size int64) {
+		if size < 0 {
+			return
+		}
+		x, err := unmarshalZstdIndex(b, size)
+		if err != nil {
+			return
+		}
+		for i := range x.numSpans() {
+			s, e := x.spanBounds(i)
+			from, to := x.compressedRange(i)
+			if s >= e || from >= to || x.spanOf(s) != i || x.spanOf(e-1) != i {
+				t.Fatalf("span %d: [%d,%d) from [%d,%d)", i, s, e, from, to)
+			}
+		}
+	})
+}
