@@ -29,16 +29,21 @@ func bigLayerTar(tb testing.TB, n, size int) []byte {
 	return ti.Layer(items...)
 }
 
-// BenchmarkLayerPass measures the one-pass indexer on a local gzip blob:
-// hash, gunzip, diffID, scan and writing the unpacked copy.
+// BenchmarkLayerPass measures the one-pass indexer on a local blob: hash,
+// decompress (recording the seek index), diffID, scan and, in unpacked
+// mode, writing the unpacked copy.
 func BenchmarkLayerPass(b *testing.B) {
 	for _, mk := range []struct {
 		name string
 		f    func(testing.TB, []byte) *testLayer
-	}{{"gzip", gzipLayer}, {"zstd", zstdLayer}, {"plain", func(_ testing.TB, t []byte) *testLayer { return plainLayer(t) }}} {
+		mode Mode
+	}{
+		{"gzip", gzipLayer, ModeUnpacked}, {"gzip-compact", gzipLayer, ModeCompact},
+		{"zstd", zstdLayer, ModeUnpacked}, {"plain", func(_ testing.TB, t []byte) *testLayer { return plainLayer(t) }, ModeUnpacked},
+	} {
 		b.Run(mk.name, func(b *testing.B) {
 			l := mk.f(b, bigLayerTar(b, 2000, 32<<10))
-			s := openStore(b, "")
+			s := openStoreMode(b, "", mk.mode)
 			b.SetBytes(int64(len(l.tar)))
 			b.ResetTimer()
 			for b.Loop() {
@@ -76,5 +81,35 @@ func BenchmarkReadLayerAt(b *testing.B) {
 			b.Fatal(err)
 		}
 		off = (off + int64(len(buf))) % size
+	}
+}
+
+// BenchmarkReadLayerAtCompact is a random 4 KiB read of a gzip layer
+// served from its blob, with the span cache off (every read decodes the
+// span it falls in: the cost of a first read) and on (a 64 MiB layer in
+// a 32 MiB cache).
+func BenchmarkReadLayerAtCompact(b *testing.B) {
+	host, _ := startRegistry(b)
+	l := gzipLayer(b, bigLayerTar(b, 256, 256<<10))
+	ref := host + "/bench/compact:v1"
+	push(b, ref, imageOf(b, "linux/amd64", l))
+	for _, bc := range []struct {
+		name  string
+		cache int64
+	}{{"decode-every-read", -1}, {"span-cache", 0}} {
+		b.Run(bc.name, func(b *testing.B) {
+			s, err := Open(b.TempDir(), Options{Mode: ModeCompact, SpanCache: bc.cache})
+			must(b, err)
+			img, err := s.Pull(context.Background(), ref, PullOptions{})
+			must(b, err)
+			defer img.Close()
+			buf := make([]byte, 4096)
+			r := rand.New(rand.NewPCG(1, 1))
+			for b.Loop() {
+				if _, err := img.ReadLayerAt(0, buf, r.Int64N(int64(len(l.tar))-4096)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
