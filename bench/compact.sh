@@ -4,11 +4,14 @@
 # layers), then, for --cache-mode compact and unpacked, each in its own
 # cache directory:
 #   - a cold pull (timed) and the cache's disk use by kind of file;
-#   - warm `ocifs build`, repeated, the modes interleaved (order reversed
-#     every other repetition);
+#   - cold `ocifs build` (empty cache, pull included) and warm `ocifs
+#     build`, repeated, the modes interleaved (order reversed every other
+#     repetition);
 #   - random 4 KiB reads at random files (each file opened once, kernel
 #     caches dropped first) through a mount, and in process through the
-#     cache (compactbench), median and p99.
+#     cache (compactbench), median and p99;
+#   - a full read of the mount (tar | wc -c, caches dropped first) and the
+#     mount server's peak RSS after it.
 # Prints a Markdown report.
 #
 # Usage: sudo bench/compact.sh --rootfs DIR [--repeat N] [--reads N] [--work DIR]
@@ -89,6 +92,10 @@ done
 for i in $(seq "$repeat"); do
 	order="compact unpacked"; [ $((i % 2)) -eq 0 ] && order="unpacked compact"
 	for mode in $order; do
+		rm -rf "$work/cold-$mode"
+		t=$(now); "$work/bin/ocifs" --cache-dir "$work/cold-$mode" --cache-mode "$mode" build "$ref" "$work/cold.ext4"
+		echo "cold-$mode $(since "$t")" >>"$work/builds"
+		rm -rf "$work/cold-$mode" "$work/cold.ext4"
 		t=$(now); ocifs "$mode" build "$ref" "$work/warm.ext4"; echo "$mode $(since "$t")" >>"$work/builds"
 		sha256sum "$work/warm.ext4" | cut -d' ' -f1 >"$work/sum-$mode"
 		rm -f "$work/warm.ext4"
@@ -96,11 +103,17 @@ for i in $(seq "$repeat"); do
 done
 cmp -s "$work/sum-compact" "$work/sum-unpacked" && same=yes || same=NO
 
-declare -A mreads creads
+declare -A mreads creads fullread hwm
 for mode in compact unpacked; do
 	ocifs "$mode" mount "$ref" "$work/mnt"
 	drop
 	mreads[$mode]=$("$work/bin/compactbench" mount -n "$reads" "$work/mnt")
+	"$work/bin/ocifs" umount "$work/mnt"
+	ocifs "$mode" mount "$ref" "$work/mnt"
+	drop
+	t=$(now); tar -cf - -C "$work/mnt" . | wc -c >/dev/null; fullread[$mode]=$(since "$t")
+	pid=$(pgrep -f "__mount-server.*$work/mnt" | head -1)
+	hwm[$mode]=$(awk '/VmHWM/ {printf "%.1f MiB", $2/1024}' "/proc/$pid/status")
 	"$work/bin/ocifs" umount "$work/mnt"
 	drop
 	creads[$mode]=$("$work/bin/compactbench" cache -n "$reads" -mode "$mode" -cache "$work/cache-$mode" "$ref")
@@ -115,9 +128,12 @@ Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg); $(nproc) CPUs.
 | | compact | unpacked |
 |---|---|---|
 | cold pull (s) | ${pull[compact]} | ${pull[unpacked]} |
+| cold build, median (s) [range] | $(b cold-compact | median) [$(b cold-compact | range)] | $(b cold-unpacked | median) [$(b cold-unpacked | range)] |
 | warm build, median (s) [range] | $(b compact | median) [$(b compact | range)] | $(b unpacked | median) [$(b unpacked | range)] |
 | random 4 KiB reads via mount | ${mreads[compact]} | ${mreads[unpacked]} |
 | random 4 KiB reads in process | ${creads[compact]} | ${creads[unpacked]} |
+| full read of the mount, tar \| wc -c (s) | ${fullread[compact]} | ${fullread[unpacked]} |
+| mount server VmHWM after the full read | ${hwm[compact]} | ${hwm[unpacked]} |
 
 ext4 images identical across modes: $same
 
