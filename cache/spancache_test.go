@@ -87,4 +87,3 @@ func TestSpanCacheBound(t *testing.T) {
 		t.Errorf("after drop: usage %d, %d entries", c.usage(), len(c.m))
 	}
 }
-
