@@ -30,6 +30,7 @@ type Image struct {
 
 	store   *Store
 	content []layerContent // per layer (see content.go)
+	lazy    *lazyImage     // nil unless some layers are read lazily (lazy.go)
 }
 
 // Layer describes one layer of an Image.
@@ -96,6 +97,9 @@ func (img *Image) Close() error {
 		}
 	}
 	img.content = nil
+	if img.lazy != nil {
+		errs = append(errs, img.lazy.close())
+	}
 	return errors.Join(errs...)
 }
 
@@ -110,6 +114,10 @@ func (img *Image) Indexes(ctx context.Context) ([]*overlay.Layer, error) {
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(4)
 	for i := range img.Layers {
+		if l := img.lazyIndexAt(i); l != nil {
+			out[i] = l
+			continue
+		}
 		g.Go(func() error {
 			l, err := img.store.loadIndex(ctx, &img.Layers[i])
 			out[i] = l

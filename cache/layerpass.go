@@ -156,6 +156,7 @@ func (p *pass) scan(br *bufio.Reader) (*tarindex.Result, error) {
 	if err != nil {
 		return nil, p.scanError(err)
 	}
+	res = hideEStargzArtifacts(res)
 	// The stream may go on after the end-of-archive marker; the diffID,
 	// the unpacked copy and the seek index cover all of it.
 	if _, err := io.Copy(io.Discard, ur); err != nil {

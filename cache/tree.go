@@ -28,6 +28,9 @@ func (img *Image) Tree(ctx context.Context, n int) (*overlay.Tree, error) {
 	if n <= 0 || n > len(img.Layers) {
 		n = len(img.Layers)
 	}
+	if img.Lazy() {
+		return img.mergeLazy(ctx, n) // offsets of a TOC-made index must not be saved as the diffIDs' tree
+	}
 	path := img.store.treePath(img.Layers[:n])
 	if data, err := os.ReadFile(path); err == nil {
 		t, err := overlay.UnmarshalTree(data, n)

@@ -1,0 +1,150 @@
+package cache
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+
+	"github.com/containerd/stargz-snapshotter/estargz"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/ocifs/ocifs/cache/internal/tarindex"
+	"github.com/ocifs/ocifs/overlay"
+)
+
+// AnnotationTOCDigest is the layer annotation that pins an eStargz
+// layer's table of contents: the sha256 of its JSON. A manifest pinned by
+// its digest thereby pins every chunk digest the TOC lists.
+const AnnotationTOCDigest = estargz.TOCJSONDigestAnnotation
+
+// estargzFooterMax is the bytes read from a blob's end to find an eStargz
+// footer: the current one (51 bytes) or the legacy stargz one (47, a
+// suffix of those 51).
+const estargzFooterMax = estargz.FooterSize
+
+// parseEStargzFooter finds the TOC offset in the last bytes of a blob (at
+// most estargzFooterMax of them) and returns it with the footer's size.
+func parseEStargzFooter(tail []byte) (tocOffset, footerSize int64, err error) {
+	var errs []string
+	for _, d := range []estargz.Decompressor{new(estargz.GzipDecompressor), new(estargz.LegacyGzipDecompressor)} {
+		n := d.FooterSize()
+		if int64(len(tail)) < n {
+			continue
+		}
+		_, off, _, perr := d.ParseFooter(tail[int64(len(tail))-n:])
+		if perr == nil {
+			return off, n, nil
+		}
+		errs = append(errs, perr.Error())
+	}
+	return 0, 0, fmt.Errorf("no eStargz footer (%s)", strings.Join(errs, "; "))
+}
+
+// isEStargzBlob reports whether a blob's last bytes are an eStargz footer
+// pointing inside the blob.
+func isEStargzBlob(tail []byte, blobSize int64) bool {
+	off, n, err := parseEStargzFooter(tail)
+	return err == nil && off >= 0 && off < blobSize-n
+}
+
+// estargzArtifact reports whether a tar entry of an eStargz layer is part
+// of the format rather than of the image: the TOC's own tar entry and the
+// prefetch landmarks, all at the root. ocifs hides them, as the stargz
+// snapshotter and containers/storage do, so that an image and its eStargz
+// conversion merge to the same tree, pulled whole or mounted lazily.
+func estargzArtifact(name string) bool {
+	switch strings.TrimPrefix(path.Clean("/"+name), "/") {
+	case estargz.TOCTarName, estargz.PrefetchLandmark, estargz.NoPrefetchLandmark:
+		return true
+	}
+	return false
+}
+
+// decodeTOC reads the TOC gzip member of an eStargz blob (a tar holding
+// stargz.index.json), reading at most max bytes of JSON, and returns the
+// parsed TOC, the JSON bytes and their digest.
+func decodeTOC(member []byte, max int64) (*estargz.JTOC, []byte, v1.Hash, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(member))
+	if err != nil {
+		return nil, nil, v1.Hash{}, fmt.Errorf("reading TOC: %w", err)
+	}
+	zr.Multistream(false)
+	tr := tar.NewReader(zr)
+	h, err := tr.Next()
+	if err != nil {
+		return nil, nil, v1.Hash{}, fmt.Errorf("reading TOC tar header: %w", err)
+	}
+	if h.Name != estargz.TOCTarName {
+		return nil, nil, v1.Hash{}, fmt.Errorf("TOC tar entry is named %q, want %q", h.Name, estargz.TOCTarName)
+	}
+	if h.Size > max {
+		return nil, nil, v1.Hash{}, fmt.Errorf("TOC JSON of %d bytes is over the limit of %d", h.Size, max)
+	}
+	raw, err := io.ReadAll(io.LimitReader(tr, max+1))
+	if err != nil {
+		return nil, nil, v1.Hash{}, fmt.Errorf("reading TOC JSON: %w", err)
+	}
+	toc, err := parseTOCJSON(raw)
+	if err != nil {
+		return nil, nil, v1.Hash{}, err
+	}
+	return toc, raw, sha256Hash(raw), nil
+}
+
+func parseTOCJSON(raw []byte) (*estargz.JTOC, error) {
+	toc := new(estargz.JTOC)
+	if err := json.Unmarshal(raw, toc); err != nil {
+		return nil, fmt.Errorf("decoding TOC JSON: %w", err)
+	}
+	return toc, nil
+}
+
+// parseDigest reads a "sha256:HEX" digest string.
+func parseDigest(s string) (v1.Hash, error) {
+	h, err := v1.NewHash(s)
+	if err != nil || h.Algorithm != "sha256" || len(h.Hex) != 64 {
+		return v1.Hash{}, fmt.Errorf("bad digest %q", s)
+	}
+	if _, err := hex.DecodeString(h.Hex); err != nil {
+		return v1.Hash{}, fmt.Errorf("bad digest %q", s)
+	}
+	return h, nil
+}
+
+// hexDigest decodes a sha256 digest's hex into raw bytes.
+func hexDigest(h string) ([sha256.Size]byte, error) {
+	var out [sha256.Size]byte
+	b, err := hex.DecodeString(h)
+	if err != nil || len(b) != sha256.Size {
+		return out, fmt.Errorf("bad sha256 hex %q", h)
+	}
+	copy(out[:], b)
+	return out, nil
+}
+
+// hideEStargzArtifacts drops the format's own entries from the index of
+// an eStargz layer, recognized by its tar stream: the last entry is the
+// TOC, stargz.index.json. The rule depends on the tar stream alone, as
+// the index does (it is stored by diffID), and gives the same entries as
+// a lazy layer's TOC-made index.
+func hideEStargzArtifacts(res *tarindex.Result) *tarindex.Result {
+	es := res.Layer.Entries
+	if len(es) == 0 || es[len(es)-1].Type != overlay.TypeRegular ||
+		strings.TrimPrefix(path.Clean("/"+es[len(es)-1].Name), "/") != estargz.TOCTarName {
+		return res
+	}
+	kept := es[:0:0]
+	for _, e := range es {
+		if !estargzArtifact(e.Name) {
+			kept = append(kept, e)
+		}
+	}
+	res.Layer.Entries = kept
+	return res
+}
