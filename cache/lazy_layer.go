@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -159,7 +160,11 @@ func (s *Store) lazyTOC(ctx context.Context, src *rangeSource, desc v1.Descripto
 // error (the next mount fetches it again).
 func (s *Store) saveTOC(d v1.Hash, tocOff int64, raw []byte) {
 	b := binary.BigEndian.AppendUint64(nil, uint64(tocOff))
-	if err := s.writeFileAtomic(s.lazyPath(d, ".toc"), append(b, raw...)); err != nil {
+	err := os.MkdirAll(filepath.Dir(s.lazyPath(d, "")), 0o755)
+	if err == nil {
+		err = s.writeFileAtomic(s.lazyPath(d, ".toc"), append(b, raw...))
+	}
+	if err != nil {
 		s.log.Warn("saving the TOC of a lazy layer", "layer", d, "err", err)
 	}
 }

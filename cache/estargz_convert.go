@@ -1,0 +1,150 @@
+package cache
+
+import (
+	"compress/gzip"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+
+	"github.com/containerd/stargz-snapshotter/estargz"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// ConvertOptions configure ConvertEStargz.
+type ConvertOptions struct {
+	// ChunkSize is the most file bytes in one chunk (0: the estargz
+	// package's default, 4 MiB).
+	ChunkSize int
+	// Level is the gzip level (0: default).
+	Level int
+}
+
+// ConvertEStargz rewrites img's layers as eStargz (each from its
+// uncompressed stream, read through the store) and pushes the result to
+// dst, a registry reference: OCI media types, each layer annotated with
+// its TOC digest and uncompressed size, the config's diffIDs replaced
+// (an eStargz tar stream ends with its TOC), everything else kept. It
+// returns the pushed manifest's digest. The converted image merges to
+// the same tree as img (the TOC entry and prefetch landmarks are hidden:
+// see hideEStargzArtifacts).
+func (s *Store) ConvertEStargz(ctx context.Context, img *Image, dst string, opts ConvertOptions) (v1.Hash, error) {
+	spec, err := parseRef(dst, s.insecure)
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	if spec.reg == nil {
+		return v1.Hash{}, errorf(ErrBadReference, "%s: convert pushes to a registry", dst)
+	}
+	out := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
+	out = mutate.ConfigMediaType(out, types.OCIConfigJSON)
+	var diffIDs []v1.Hash
+	for i := range img.Layers {
+		l, err := s.estargzLayer(ctx, img, i, opts)
+		if err != nil {
+			return v1.Hash{}, fmt.Errorf("converting layer %d (%s): %w", i, img.Layers[i].Digest, err)
+		}
+		defer l.remove()
+		out, err = mutate.Append(out, mutate.Addendum{Layer: l, MediaType: types.OCILayer, Annotations: map[string]string{
+			AnnotationTOCDigest: l.toc.String(),
+			estargz.StoreUncompressedSizeAnnotation: strconv.FormatInt(l.usize, 10),
+		}})
+		if err != nil {
+			return v1.Hash{}, err
+		}
+		diffIDs = append(diffIDs, l.diffID)
+	}
+	cf := img.Config.DeepCopy()
+	cf.RootFS.DiffIDs = diffIDs
+	if out, err = mutate.ConfigFile(out, cf); err != nil {
+		return v1.Hash{}, err
+	}
+	if err := remote.Write(spec.reg, out, remote.WithContext(ctx), remote.WithAuthFromKeychain(s.keychain), remote.WithUserAgent("ocifs")); err != nil {
+		return v1.Hash{}, fmt.Errorf("pushing %s: %w", dst, classifyRemote(err))
+	}
+	return out.Digest()
+}
+
+// stargzLayer is a converted layer blob in a temp file.
+type stargzLayer struct {
+	tmp            *tempFile // held (and flocked) until remove, so that no cleanup takes it
+	path           string
+	digest, diffID v1.Hash
+	toc            v1.Hash
+	size, usize    int64
+}
+
+var _ v1.Layer = (*stargzLayer)(nil)
+
+func (l *stargzLayer) Digest() (v1.Hash, error)            { return l.digest, nil }
+func (l *stargzLayer) DiffID() (v1.Hash, error)            { return l.diffID, nil }
+func (l *stargzLayer) Size() (int64, error)                { return l.size, nil }
+func (l *stargzLayer) MediaType() (types.MediaType, error) { return types.OCILayer, nil }
+func (l *stargzLayer) Compressed() (io.ReadCloser, error)  { return os.Open(l.path) }
+func (l *stargzLayer) Uncompressed() (io.ReadCloser, error) {
+	f, err := os.Open(l.path)
+	if err != nil {
+		return nil, err
+	}
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{zr, f}, nil
+}
+func (l *stargzLayer) remove() { l.tmp.abort() }
+
+// estargzLayer builds layer i of img as eStargz into a temp file.
+func (s *Store) estargzLayer(ctx context.Context, img *Image, i int, opts ConvertOptions) (*stargzLayer, error) {
+	sr := io.NewSectionReader(layerAt{img, i}, 0, img.Layers[i].UncompressedSize)
+	bopts := []estargz.Option{estargz.WithContext(ctx)}
+	if opts.ChunkSize > 0 {
+		bopts = append(bopts, estargz.WithChunkSize(opts.ChunkSize))
+	}
+	if opts.Level != 0 {
+		bopts = append(bopts, estargz.WithCompressionLevel(opts.Level))
+	}
+	blob, err := estargz.Build(sr, bopts...)
+	if err != nil {
+		return nil, err
+	}
+	defer blob.Close()
+	t, err := s.newTemp("estargz")
+	if err != nil {
+		return nil, err
+	}
+	hw := newHashWriter(t.f)
+	if _, err := io.Copy(hw, blob); err != nil {
+		t.abort()
+		return nil, err
+	}
+	usize, err := blob.UncompressedSize()
+	if err != nil {
+		t.abort()
+		return nil, err
+	}
+	diffID, err1 := v1.NewHash(blob.DiffID().String())
+	toc, err2 := v1.NewHash(blob.TOCDigest().String())
+	if err1 != nil || err2 != nil {
+		t.abort()
+		return nil, fmt.Errorf("reading built digests: %v %v", err1, err2)
+	}
+	return &stargzLayer{tmp: t, path: t.f.Name(), digest: hw.sum(), diffID: diffID, toc: toc, size: hw.n, usize: usize}, nil
+}
+
+// layerAt reads one layer's uncompressed stream of an Image.
+type layerAt struct {
+	img *Image
+	i   int
+}
+
+func (l layerAt) ReadAt(p []byte, off int64) (int, error) { return l.img.ReadLayerAt(l.i, p, off) }

@@ -1,0 +1,313 @@
+package cache
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	ti "github.com/ocifs/ocifs/internal/testimage"
+	"github.com/ocifs/ocifs/overlay"
+)
+
+// lazyRegistry is the in-process registry behind a switch that makes it
+// ignore Range, fail, or corrupt what it sends.
+type lazyRegistry struct {
+	addr string
+	mode atomic.Int32 // one of the reg* values
+	hits atomic.Int64 // blob requests with a Range header
+}
+
+const (
+	regOK = iota
+	regNoRange
+	regDown
+	regCorrupt
+)
+
+func startLazyRegistry(t *testing.T) *lazyRegistry {
+	t.Helper()
+	lr := &lazyRegistry{}
+	inner := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		isBlob := strings.Contains(r.URL.Path, "/blobs/sha256:") && r.Method == http.MethodGet
+		if isBlob && r.Header.Get("Range") != "" {
+			lr.hits.Add(1)
+		}
+		switch m := lr.mode.Load(); {
+		case m == regDown && isBlob:
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		case m == regNoRange:
+			r.Header.Del("Range")
+		case m == regCorrupt && isBlob && r.Header.Get("Range") != "":
+			rec := httptest.NewRecorder()
+			inner.ServeHTTP(rec, r)
+			b := rec.Body.Bytes()
+			if len(b) > 100 {
+				b[len(b)/2] ^= 0xff
+			}
+			for k, v := range rec.Header() {
+				w.Header()[k] = v
+			}
+			w.WriteHeader(rec.Code)
+			w.Write(b)
+			return
+		}
+		inner.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	lr.addr = strings.TrimPrefix(srv.URL, "http://")
+	return lr
+}
+
+// lazyFixture pushes an ordinary image (several chunks per big file,
+// hardlinks, a whiteout, xattrs) and its eStargz conversion; it returns
+// both references and the original's tree dump, from a full pull.
+func lazyFixture(t *testing.T, lr *lazyRegistry) (orig, conv string, want []string) {
+	t.Helper()
+	rnd := rand.New(rand.NewPCG(1, 2))
+	big := make([]byte, 3<<20+12345)
+	for i := range big {
+		big[i] = byte(rnd.Uint32())
+	}
+	var small []ti.Entry
+	for i := range 40 {
+		small = append(small, ti.File(fmt.Sprintf("etc/small/f%02d", i), strings.Repeat(fmt.Sprint(i), 100+i*37)))
+	}
+	l1 := ti.Layer(append([]ti.Entry{ti.Dir("etc"), ti.Dir("etc/small"), ti.File("big.bin", string(big), ti.Mode(0o600), ti.Owner(7, 8)),
+		ti.File("etc/motd", "hello\n", ti.Xattr("user.tag", []byte("blue"))), ti.Hardlink("etc/motd.link", "etc/motd"),
+		ti.Symlink("lib", "usr/lib"), ti.File("gone", "x")}, small...)...)
+	l2 := ti.Layer(ti.Whiteout("gone"), ti.File("etc/motd", "new motd\n"), ti.File("empty", ""))
+	orig = lr.addr + "/lazy/orig:v1"
+	push(t, orig, imageOf(t, "linux/amd64", gzipLayer(t, l1), gzipLayer(t, l2)))
+	s := openStore(t, "")
+	img, err := s.Pull(context.Background(), orig, PullOptions{})
+	must(t, err)
+	defer img.Close()
+	want = dumpImage(t, img)
+	conv = lr.addr + "/lazy/conv:v1"
+	_, err = s.ConvertEStargz(context.Background(), img, conv, ConvertOptions{ChunkSize: 1 << 20})
+	must(t, err)
+	return orig, conv, want
+}
+
+// dumpImage lists every path of the image's merged tree with its
+// metadata and a hash of its content.
+func dumpImage(t *testing.T, img *Image) []string {
+	t.Helper()
+	tree, err := img.Tree(context.Background(), 0)
+	must(t, err)
+	var out []string
+	err = tree.Walk(func(p string, n *overlay.Node) error {
+		sec, nsec := n.MTimeUnix()
+		maj, mnr := n.Dev()
+		line := fmt.Sprintf("%s %v %o %d:%d n%d s%d t%d.%d %q %d,%d %v", p, n.Type(), n.Mode(), n.UID(), n.GID(), n.Nlink(), n.Size(), sec, nsec, n.Target(), maj, mnr, n.Xattrs())
+		if n.Type() == overlay.TypeRegular {
+			b := make([]byte, n.Size())
+			if _, err := n.ReadAt(img, b, 0); err != nil && !errors.Is(err, io.EOF) {
+				return fmt.Errorf("reading %s: %w", p, err)
+			}
+			line += fmt.Sprintf(" %x", sha256.Sum256(b))
+		}
+		out = append(out, line)
+		return nil
+	})
+	must(t, err)
+	return out
+}
+
+func sameDump(t *testing.T, what string, got, want []string) {
+	t.Helper()
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("%s differs from the pulled original:\ngot:\n%s\nwant:\n%s", what, strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// readPath reads a file of the image's merged tree.
+func readPath(img *Image, p string) ([]byte, error) {
+	tree, err := img.Tree(context.Background(), 0)
+	if err != nil {
+		return nil, err
+	}
+	n := tree.Get(p)
+	if n == nil {
+		return nil, fmt.Errorf("%s: not in the tree", p)
+	}
+	b := make([]byte, n.Size())
+	_, err = n.ReadAt(img, b, 0)
+	if errors.Is(err, io.EOF) {
+		err = nil
+	}
+	return b, err
+}
+
+func TestLazyEStargzMatchesPull(t *testing.T) {
+	lr := startLazyRegistry(t)
+	_, conv, want := lazyFixture(t, lr)
+	s := openStore(t, "")
+	ctx := context.Background()
+	img, err := s.GetLazy(ctx, conv, PullOptions{}, LazyOptions{})
+	must(t, err)
+	defer img.Close()
+	if !img.Lazy() {
+		t.Fatal("the converted image is not read lazily")
+	}
+	for _, l := range img.Layers {
+		if l.Content != ContentLazy {
+			t.Fatalf("layer %s served as %s", l.Digest, l.Content)
+		}
+	}
+	p0 := img.LazyProgress()
+	b, err := readPath(img, "etc/small/f03")
+	must(t, err)
+	if string(b) != strings.Repeat("3", 100+3*37) {
+		t.Fatalf("etc/small/f03 reads %q", b)
+	}
+	p1 := img.LazyProgress()
+	if got := p1.Fetched - p0.Fetched; got <= 0 || got > DefaultFetchWindow+(1<<20) || p1.Present >= p1.Total {
+		t.Fatalf("reading a small file fetched %d bytes (present %d of %d)", got, p1.Present, p1.Total)
+	}
+	sameDump(t, "the lazy mount", dumpImage(t, img), want)
+	must(t, img.FetchAll(ctx))
+	if p := img.LazyProgress(); p.Complete != p.Layers || p.Present != p.Total {
+		t.Fatalf("after FetchAll: %+v", p)
+	}
+	sameDump(t, "the lazy image after the background fetch", dumpImage(t, img), want)
+	full, err := s.Lookup(img.Ref, HostPlatform())
+	must(t, err)
+	defer full.Close()
+	if full.Lazy() {
+		t.Fatal("the stored image is still lazy")
+	}
+	sameDump(t, "the converted image pulled whole", dumpImage(t, full), want)
+}
+
+func TestLazyResumesFromCache(t *testing.T) {
+	lr := startLazyRegistry(t)
+	_, conv, _ := lazyFixture(t, lr)
+	s := openStore(t, "")
+	ctx := context.Background()
+	img, err := s.GetLazy(ctx, conv, PullOptions{}, LazyOptions{})
+	must(t, err)
+	_, err = readPath(img, "big.bin")
+	must(t, err)
+	img.Close()
+	before := lr.hits.Load()
+	img, err = s.GetLazy(ctx, conv, PullOptions{}, LazyOptions{})
+	must(t, err)
+	defer img.Close()
+	if n := lr.hits.Load() - before; n != 0 {
+		t.Fatalf("reopening sent %d Range requests; the TOCs are kept", n)
+	}
+	_, err = readPath(img, "big.bin")
+	must(t, err)
+	if n := lr.hits.Load() - before; n != 0 {
+		t.Fatalf("reading big.bin again after reopening sent %d Range requests", n)
+	}
+}
+
+func TestLazyWithoutRangeFallsBack(t *testing.T) {
+	lr := startLazyRegistry(t)
+	_, conv, want := lazyFixture(t, lr)
+	var logs bytes.Buffer
+	s, err := Open(t.TempDir(), Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	must(t, err)
+	lr.mode.Store(regNoRange)
+	img, err := s.GetLazy(context.Background(), conv, PullOptions{}, LazyOptions{})
+	must(t, err)
+	defer img.Close()
+	if img.Lazy() {
+		t.Fatal("read lazily from a registry without Range support")
+	}
+	sameDump(t, "the image pulled without Range", dumpImage(t, img), want)
+	if n := strings.Count(logs.String(), "does not serve Range"); n != 1 {
+		t.Fatalf("%d notices about Range, want 1:\n%s", n, logs.String())
+	}
+}
+
+func TestLazyRegistryGoneThenBack(t *testing.T) {
+	lr := startLazyRegistry(t)
+	_, conv, _ := lazyFixture(t, lr)
+	s, err := Open(t.TempDir(), Options{Network: Network{Attempts: 2, Backoff: 50 * time.Millisecond}})
+	must(t, err)
+	img, err := s.GetLazy(context.Background(), conv, PullOptions{}, LazyOptions{ReadTimeout: 2 * time.Second})
+	must(t, err)
+	defer img.Close()
+	lr.mode.Store(regDown)
+	start := time.Now()
+	if _, err := readPath(img, "etc/small/f07"); err == nil {
+		t.Fatal("read succeeded with the registry down")
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("failing read took %v", d)
+	}
+	lr.mode.Store(regCorrupt)
+	if _, err := readPath(img, "big.bin"); !errors.Is(err, ErrDigestMismatch) {
+		t.Fatalf("reading corrupted chunks: %v, want a digest mismatch", err)
+	}
+	lr.mode.Store(regOK)
+	b, err := readPath(img, "etc/small/f07")
+	must(t, err)
+	if string(b) != strings.Repeat("7", 100+7*37) {
+		t.Fatalf("etc/small/f07 reads %q", b)
+	}
+	_, err = readPath(img, "big.bin")
+	must(t, err)
+}
+
+func TestLazyBadTOCAnnotationPullsWhole(t *testing.T) {
+	lr := startLazyRegistry(t)
+	_, conv, want := lazyFixture(t, lr)
+	s := openStore(t, "")
+	img, err := s.Pull(context.Background(), conv, PullOptions{})
+	must(t, err)
+	m := *img.Manifest
+	m.Layers = append(m.Layers[:0:0], m.Layers...)
+	m.Layers[0].Annotations = map[string]string{AnnotationTOCDigest: "sha256:" + strings.Repeat("0", 64)}
+	img.Close()
+	bad := lr.addr + "/lazy/conv:bad"
+	pushManifest(t, bad, &m)
+	s2 := openStore(t, "")
+	img2, err := s2.GetLazy(context.Background(), bad, PullOptions{}, LazyOptions{})
+	must(t, err)
+	defer img2.Close()
+	if img2.Layers[0].Content == ContentLazy {
+		t.Fatal("a layer whose TOC does not match its annotation is read lazily")
+	}
+	sameDump(t, "an image with a wrong TOC annotation", dumpImage(t, img2), want)
+}
+
+// rawManifest is a manifest to push as it is.
+type rawManifest struct{ b []byte }
+
+func (r rawManifest) RawManifest() ([]byte, error) { return r.b, nil }
+func (r rawManifest) MediaType() (types.MediaType, error) {
+	return types.OCIManifestSchema1, nil
+}
+
+func pushManifest(t *testing.T, ref string, m *v1.Manifest) {
+	t.Helper()
+	b, err := json.Marshal(m)
+	must(t, err)
+	r, err := name.ParseReference(ref)
+	must(t, err)
+	must(t, remote.Put(r, rawManifest{b}))
+}
