@@ -51,7 +51,7 @@ func (s *Store) ConvertEStargz(ctx context.Context, img *Image, dst string, opts
 		}
 		defer l.remove()
 		out, err = mutate.Append(out, mutate.Addendum{Layer: l, MediaType: types.OCILayer, Annotations: map[string]string{
-			AnnotationTOCDigest: l.toc.String(),
+			AnnotationTOCDigest:                     l.toc.String(),
 			estargz.StoreUncompressedSizeAnnotation: strconv.FormatInt(l.usize, 10),
 		}})
 		if err != nil {
