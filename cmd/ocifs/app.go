@@ -63,6 +63,7 @@ func commands() []*cli.Command {
 		buildCommand(),
 		inspectCommand(),
 		cacheCommand(),
+		convertCommand(),
 		mountServerCmd(),
 		warmCmd(),
 	}

@@ -29,7 +29,7 @@ func buildCommand() *cli.Command {
 			"the content plus --headroom (or --free, or exactly --size), indexes directories and checks\n" +
 			"the result with e2fsck before it appears at OUT. The same image and flags give the same\n" +
 			"bytes (the UUID and hash seed derive from the image digest unless --uuid).",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "size", Usage: "make the image exactly `SIZE` (e.g. 2G, 512M); fails if the content does not fit"},
 			&cli.StringFlag{Name: "free", Usage: "leave at least `SIZE` free in the image (instead of --headroom)"},
 			&cli.Float64Flag{Name: "headroom", Value: builder.DefaultHeadroom, Usage: "free space to leave, in `PERCENT` of what the content needs"},
@@ -37,7 +37,7 @@ func buildCommand() *cli.Command {
 			&cli.StringFlag{Name: "label", Usage: "filesystem `LABEL` (at most 16 bytes)"},
 			&cli.StringFlag{Name: "uuid", Usage: "filesystem `UUID` (default: derived from the image digest)"},
 			&cli.BoolFlag{Name: "no-journal", Usage: "build without a journal (smaller; no crash consistency in the guest)"},
-		},
+		}, lazyFlags(false)...),
 		Action: runBuild,
 	}
 }
@@ -47,6 +47,7 @@ type buildRequest struct {
 	Ref  string
 	Out  string // absolute
 	Opts builder.Options
+	Lazy lazyRequest // with --lazy the background fetch is always on: mkfs reads everything
 }
 
 func parseBuildRequest(c *cli.Context) (*buildRequest, error) {
@@ -58,6 +59,10 @@ func parseBuildRequest(c *cli.Context) (*buildRequest, error) {
 		return nil, fmt.Errorf("resolving %s: %w", c.Args().Get(1), err)
 	}
 	r := &buildRequest{Ref: c.Args().Get(0), Out: out}
+	if r.Lazy, err = parseLazyRequest(c); err != nil {
+		return nil, err
+	}
+	r.Lazy.Background = r.Lazy.Lazy
 	o := &r.Opts
 	o.Headroom = c.Float64("headroom")
 	o.Inodes = c.Uint64("inodes")
@@ -126,11 +131,21 @@ func runBuild(c *cli.Context) error {
 		return err
 	}
 	show := newPhases(c.App.ErrWriter, isTerminal(c.App.ErrWriter))
-	img, err := fetchImage(c, g, req.Ref, false, 0)
+	var img *cache.Image
+	if req.Lazy.Lazy {
+		img, err = fetchLazy(c, g, req.Ref, req.Lazy)
+	} else {
+		img, err = fetchImage(c, g, req.Ref, false, 0)
+	}
 	if err != nil {
 		return err
 	}
 	defer img.Close()
+	if img.Lazy() {
+		// The build reads every file anyway; fetching in order beside it
+		// keeps the link busy while mkfs works on what has arrived.
+		go fetchInBackground(c.Context, g.Log, img)
+	}
 	res, err := buildImage(c.Context, g, img, req, show)
 	show.stop()
 	if err != nil {

@@ -23,13 +23,13 @@ func mountCommand() *cli.Command {
 			"the background; 'ocifs umount DIR' stops it. The mount is private to you unless\n" +
 			"--allow-other; inside it, the image's owners and modes are shown but not enforced.\n" +
 			"The background server logs nothing once mounted: use --foreground --debug to watch it.",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.BoolFlag{Name: "foreground", Aliases: []string{"f"}, Usage: "stay attached; Ctrl-C unmounts"},
 			&cli.BoolFlag{Name: "allow-other", Usage: "let other users in, enforcing the image's permissions (non-root: needs user_allow_other in /etc/fuse.conf)"},
 			&cli.IntFlag{Name: "layers", Usage: "mount the merge of the first `N` layers only"},
 			&cli.IntFlag{Name: "layer", Value: -1, Usage: "mount layer `I` (from 0, the base) alone, whiteout markers visible"},
 			&cli.BoolFlag{Name: "prefetch", Usage: "when a directory is listed, load its small files into the page cache right away (for reading whole trees: tar, grep -r, diff -r)"},
-		},
+		}, lazyFlags(true)...),
 		Action: runMount,
 	}
 }
@@ -42,6 +42,7 @@ type mountRequest struct {
 	Layer      int    // >= 0: this layer alone, raw
 	AllowOther bool
 	Prefetch   bool
+	Lazy       lazyRequest
 }
 
 func parseMountRequest(c *cli.Context) (*mountRequest, error) {
@@ -49,6 +50,11 @@ func parseMountRequest(c *cli.Context) (*mountRequest, error) {
 		return nil, usagef("mount takes REF DIR, got %d arguments", c.NArg())
 	}
 	r := &mountRequest{Ref: c.Args().Get(0), Layers: c.Int("layers"), Layer: c.Int("layer"), AllowOther: c.Bool("allow-other"), Prefetch: c.Bool("prefetch")}
+	lr, err := parseLazyRequest(c)
+	if err != nil {
+		return nil, err
+	}
+	r.Lazy = lr
 	if c.IsSet("layers") && c.IsSet("layer") {
 		return nil, usagef("--layers and --layer exclude each other")
 	}
@@ -82,7 +88,8 @@ func runMount(c *cli.Context) error {
 		return err
 	}
 	// Pull here, with progress on a terminal; the server then finds the
-	// image complete in the cache.
+	// image complete in the cache (with --lazy: the TOCs of its lazy
+	// layers, and the others complete).
 	if err := pullForMount(c, g, req); err != nil {
 		return err
 	}
@@ -100,7 +107,13 @@ func runMount(c *cli.Context) error {
 }
 
 func pullForMount(c *cli.Context, g *globals, req *mountRequest) error {
-	img, err := fetchImage(c, g, req.Ref, false, 0)
+	var img *cache.Image
+	var err error
+	if req.Lazy.Lazy {
+		img, err = fetchLazy(c, g, req.Ref, req.Lazy) // TOCs only; the server finds them in the cache
+	} else {
+		img, err = fetchImage(c, g, req.Ref, false, 0)
+	}
 	if err != nil {
 		return err
 	}

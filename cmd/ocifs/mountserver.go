@@ -143,6 +143,7 @@ func mountServerArgs(g *globals, req *mountRequest) []string {
 	if req.Prefetch {
 		args = append(args, "--prefetch")
 	}
+	args = append(args, req.Lazy.args()...)
 	if req.Layers > 0 {
 		args = append(args, "--layers", strconv.Itoa(req.Layers))
 	}
@@ -254,7 +255,13 @@ func openMount(ctx context.Context, g *globals, req *mountRequest) (*openedMount
 	if err != nil {
 		return nil, err
 	}
-	img, err := store.Get(ctx, req.Ref, po)
+	get := store.Get
+	if req.Lazy.Lazy {
+		get = func(ctx context.Context, ref string, po cache.PullOptions) (*cache.Image, error) {
+			return store.GetLazy(ctx, ref, po, req.Lazy.options())
+		}
+	}
+	img, err := get(ctx, req.Ref, po)
 	if err != nil {
 		return nil, err
 	}
@@ -270,6 +277,9 @@ func openMount(ctx context.Context, g *globals, req *mountRequest) (*openedMount
 	if err != nil {
 		img.Close()
 		return nil, mountFailure(req, err)
+	}
+	if req.Lazy.Background && img.Lazy() {
+		go fetchInBackground(ctx, g.Log, img)
 	}
 	return &openedMount{img: img, srv: srv}, nil
 }

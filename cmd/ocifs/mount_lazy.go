@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/ocifs/ocifs/cache"
+)
+
+// lazyFlags are mount's (and build's) flags for reading eStargz layers
+// from the registry as files are read.
+func lazyFlags(background bool) []cli.Flag {
+	flags := []cli.Flag{
+		&cli.BoolFlag{Name: "lazy", Usage: "read eStargz layers from the registry as files are read, chunk by chunk, instead of downloading them first (other layers are downloaded as usual)"},
+		&cli.DurationFlag{Name: "lazy-timeout", Value: cache.DefaultLazyReadTimeout, Usage: "with --lazy: a read that waits this long for the registry fails with EIO (a later read tries again)"},
+	}
+	if background {
+		flags = append(flags, &cli.BoolFlag{Name: "background-fetch", Usage: "with --lazy: download the rest of the lazy layers in the background, yielding to reads; once done the image is in the cache like a pulled one"})
+	}
+	return flags
+}
+
+// lazyRequest is what the lazy flags ask for.
+type lazyRequest struct {
+	Lazy       bool
+	Background bool
+	Timeout    time.Duration
+}
+
+func parseLazyRequest(c *cli.Context) (lazyRequest, error) {
+	r := lazyRequest{Lazy: c.Bool("lazy"), Background: c.Bool("background-fetch"), Timeout: c.Duration("lazy-timeout")}
+	if r.Timeout <= 0 {
+		return r, usagef("--lazy-timeout %v: give a positive duration", r.Timeout)
+	}
+	if !r.Lazy && (c.IsSet("background-fetch") || c.IsSet("lazy-timeout")) {
+		return r, usagef("--background-fetch and --lazy-timeout go with --lazy")
+	}
+	return r, nil
+}
+
+func (r lazyRequest) args() []string {
+	if !r.Lazy {
+		return nil
+	}
+	args := []string{"--lazy", "--lazy-timeout", r.Timeout.String()}
+	if r.Background {
+		args = append(args, "--background-fetch")
+	}
+	return args
+}
+
+func (r lazyRequest) options() cache.LazyOptions {
+	return cache.LazyOptions{ReadTimeout: r.Timeout}
+}
+
+// fetchLazy is fetchImage for --lazy: eStargz layers are only opened
+// (TOCs), the others pulled with per-layer bars on a terminal.
+func fetchLazy(c *cli.Context, g *globals, ref string, lr lazyRequest) (*cache.Image, error) {
+	store, err := openStore(g)
+	if err != nil {
+		return nil, err
+	}
+	var bars *pullBars
+	var progress func(cache.Progress)
+	if isTerminal(c.App.ErrWriter) {
+		bars = newPullBars(c.Context, c.App.ErrWriter)
+		progress = bars.update
+	}
+	po, err := pullOptions(g, progress)
+	if err != nil {
+		return nil, err
+	}
+	img, err := store.GetLazy(c.Context, ref, po, lr.options())
+	if bars != nil {
+		bars.finish()
+	}
+	return img, err
+}
+
+// fetchInBackground runs img.FetchAll until it succeeds, ctx ends or the
+// image is closed; failures (the registry gone) are logged and retried.
+func fetchInBackground(ctx context.Context, log *slog.Logger, img *cache.Image) {
+	const retryAfter = 10 * time.Second
+	for {
+		err := img.FetchAll(ctx)
+		if err == nil {
+			p := img.LazyProgress()
+			log.Info("lazy layers fetched whole and stored", "layers", p.Layers, "bytes", p.Total)
+			return
+		}
+		if ctx.Err() != nil || errors.Is(err, context.Canceled) { // unmounted, or the image closed
+			return
+		}
+		log.Warn("fetching lazy layers in the background; retrying", "in", retryAfter, "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(retryAfter):
+		}
+	}
+}
