@@ -24,6 +24,9 @@
 // the body bytes sent, the fault applied), so tests can assert how a
 // client retried and resumed.
 //
+// SetRate caps the bandwidth of all responses together (a token bucket),
+// for tests of behaviour on slow links.
+//
 // Hazards: a Stall holds its handler until the client goes away, the
 // stall is released (Release) or the proxy is closed; a client with no
 // timeout of its own hangs there, which is what such tests check. The

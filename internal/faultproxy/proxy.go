@@ -105,7 +105,8 @@ type Proxy struct {
 	srv     *http.Server
 	closed  chan struct{}
 
-	mu      sync.Mutex // guards rules, uses, log, release
+	mu      sync.Mutex // guards rules, uses, log, release, bucket
+	bucket  *bucket    // nil: no bandwidth cap (SetRate)
 	rules   []Rule
 	uses    []int
 	log     []Request

@@ -61,12 +61,16 @@ func (p *Proxy) forward(req *http.Request) (*http.Response, error) {
 }
 
 // body copies the backend's body to the client, applying a body fault.
-func (p *Proxy) body(w http.ResponseWriter, req *http.Request, body io.Reader, rule Rule, release chan struct{}, rec *Request) {
+func (p *Proxy) body(rw http.ResponseWriter, req *http.Request, body io.Reader, rule Rule, release chan struct{}, rec *Request) {
+	var w io.Writer = rw
+	if b := p.limiter(); b != nil {
+		w = limitedWriter{w: rw, b: b}
+	}
 	switch rule.Fault {
 	case Drop, Stall:
 		n, _ := io.Copy(w, io.LimitReader(body, rule.After))
 		rec.Sent = n
-		w.(http.Flusher).Flush()
+		rw.(http.Flusher).Flush()
 		rule.signal(req.URL.Path)
 		if rule.Fault == Stall {
 			select {
