@@ -1,0 +1,184 @@
+package integration
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ocifs/ocifs/internal/faultproxy"
+	ti "github.com/ocifs/ocifs/internal/testimage"
+	"github.com/ocifs/ocifs/internal/testregistry"
+)
+
+// lazyImage is an image pushed to the real registry, its eStargz
+// conversion (made by 'ocifs convert'), and a fault proxy in front of the
+// registry, through which the lazy mounts read.
+type lazyImage struct {
+	ref, conv string // conv through the proxy
+	proxy     *faultproxy.Proxy
+	origEnv   []string // the cache the original was pulled into
+}
+
+func newLazyImage(t *testing.T, name string, layers [][]byte) *lazyImage {
+	t.Helper()
+	reg := testregistry.Start(t)
+	ref := reg.Repo(name) + ":v1"
+	ti.Push(t, ti.Image(t, layers, ti.WithPlatform("linux/amd64")), ref)
+	env := cacheEnv(t)
+	mustOcifs(t, env, "convert", "--chunk-size", "262144", ref, reg.Repo(name)+":estargz")
+	p := faultproxy.Start(t, reg.Addr)
+	return &lazyImage{ref: ref, conv: p.Addr + "/" + reg.Prefix() + "/" + name + ":estargz", proxy: p, origEnv: env}
+}
+
+func cacheEnv(t *testing.T) []string {
+	return []string{"OCIFS_CACHE_DIR=" + t.TempDir()}
+}
+
+// lazyLayers is the merge rules image plus a layer of bigger random files.
+func lazyLayers() [][]byte {
+	r := rand.New(rand.NewPCG(9, 9))
+	var es []ti.Entry
+	es = append(es, ti.Dir("data"))
+	for i := range 6 {
+		b := make([]byte, 300<<10+i*7777)
+		for j := range b {
+			b[j] = byte(r.Uint32())
+		}
+		es = append(es, ti.File(fmt.Sprintf("data/blob%d", i), string(b)))
+	}
+	for i := range 30 {
+		es = append(es, ti.File(fmt.Sprintf("data/small/f%02d", i), strings.Repeat("s", i+1)))
+	}
+	return append(rulesLayers(), ti.Layer(es...))
+}
+
+// blobBytesSent sums the blob bytes the proxy has sent.
+func blobBytesSent(p *faultproxy.Proxy) (n int64) {
+	for _, r := range p.Requests() {
+		if strings.Contains(r.Path, "/blobs/") {
+			n += r.Sent
+		}
+	}
+	return n
+}
+
+// TestLazyMountMatchesPull: a lazy mount of the eStargz conversion shows
+// exactly what a mount of the pulled original shows, before and after the
+// background fetch completes, and so does an ordinary mount once the
+// image is complete in the cache.
+func TestLazyMountMatchesPull(t *testing.T) {
+	li := newLazyImage(t, "lazy-match", lazyLayers())
+	want := walkMount(t, mountImageEnv(t, li.origEnv, li.ref))
+
+	env := cacheEnv(t)
+	before := blobBytesSent(li.proxy)
+	dir := mountImageEnv(t, env, li.conv, "--lazy")
+	if n := blobBytesSent(li.proxy) - before; n > 256<<10 {
+		t.Fatalf("a lazy mount fetched %d blob bytes before any read (TOCs and small layers expected)", n)
+	}
+	got := walkMount(t, dir)
+	requireNoDiff(t, "lazy mount of the eStargz conversion (a) vs mount of the original (b)", got, want, exact)
+
+	env2 := cacheEnv(t)
+	dir = mountImageEnv(t, env2, li.conv, "--lazy", "--background-fetch")
+	waitRecorded(t, env2, li.conv)
+	requireNoDiff(t, "lazy mount after the background fetch (a) vs original (b)", walkMount(t, dir), want, exact)
+	before = blobBytesSent(li.proxy)
+	requireNoDiff(t, "ordinary mount of the fetched conversion (a) vs original (b)", walkMount(t, mountImageEnv(t, env2, li.conv)), want, exact)
+	if n := blobBytesSent(li.proxy) - before; n != 0 {
+		t.Fatalf("mounting the fetched image sent %d more blob bytes", n)
+	}
+	mustOcifs(t, env2, "cache", "verify")
+}
+
+// waitRecorded waits for the background fetch to record the image.
+func waitRecorded(t *testing.T, env []string, ref string) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
+		if out, _, code := runOcifs(t, env, "cache", "ls"); code == 0 && strings.Contains(out, ref[strings.Index(ref, "/"):]) {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("the background fetch did not record %s within 2 minutes", ref)
+}
+
+// TestLazyWithoutRange: through a proxy that ignores Range, a lazy mount
+// pulls the image whole, warns once, and shows the right tree.
+func TestLazyWithoutRange(t *testing.T) {
+	li := newLazyImage(t, "lazy-norange", lazyLayers())
+	want := walkMount(t, mountImageEnv(t, li.origEnv, li.ref))
+	li.proxy.Add(faultproxy.Rule{Path: "/blobs/", Fault: faultproxy.IgnoreRange})
+	env := cacheEnv(t)
+	dir := mountDir(t)
+	_, stderr, code := runOcifs(t, env, "mount", "--lazy", li.conv, dir)
+	if code != 0 {
+		t.Fatalf("ocifs mount --lazy: exit %d: %s", code, stderr)
+	}
+	if n := strings.Count(stderr, "does not serve Range"); n != 1 {
+		t.Fatalf("%d notices about Range support, want 1:\n%s", n, stderr)
+	}
+	requireNoDiff(t, "mount without Range (a) vs original (b)", walkMount(t, dir), want, exact)
+}
+
+// TestLazyRegistryGoneMidRead: with the registry gone, a read of a file
+// not fetched yet fails with EIO within the lazy timeout (plus retries),
+// the server says why, the mount stays, and the read succeeds once the
+// registry is back.
+func TestLazyRegistryGoneMidRead(t *testing.T) {
+	requireFUSEMount(t)
+	li := newLazyImage(t, "lazy-gone", lazyLayers())
+	env := cacheEnv(t)
+	dir := mountDir(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stderr strings.Builder
+	cmd := ocifsCommand(ctx, t, env, "mount", "--foreground", "--lazy", "--lazy-timeout", "3s", "--retries", "1", li.conv, dir)
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
+	waitMounted(t, dir)
+	if _, err := os.ReadFile(filepath.Join(dir, "data/small/f01")); err != nil {
+		t.Fatalf("reading with the registry up: %v", err)
+	}
+	li.proxy.Add(faultproxy.Rule{Path: "/blobs/", Fault: faultproxy.Status, Status: 503})
+	start := time.Now()
+	_, err := os.ReadFile(filepath.Join(dir, "data/blob4"))
+	if !errors.Is(err, syscall.EIO) {
+		t.Fatalf("reading with the registry gone: %v, want EIO", err)
+	}
+	if d := time.Since(start); d > 15*time.Second {
+		t.Fatalf("the failing read took %v", d)
+	}
+	if !strings.Contains(stderr.String(), "reading a lazily fetched layer") {
+		t.Fatalf("the server did not say why the read failed:\n%s", stderr.String())
+	}
+	li.proxy.Reset()
+	b, err := os.ReadFile(filepath.Join(dir, "data/blob4"))
+	if err != nil || len(b) != 300<<10+4*7777 {
+		t.Fatalf("reading after the registry came back: %d bytes, %v", len(b), err)
+	}
+}
+
+// waitMounted waits until dir is a mount point that answers.
+func waitMounted(t *testing.T, dir string) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if isMountPoint(dir) {
+			if _, err := os.ReadDir(dir); err == nil {
+				return
+			}
+		}
+	}
+	t.Fatalf("%s was not mounted within a minute", dir)
+}
