@@ -169,6 +169,57 @@
 // the reader that waited, never cached. openContent decides per layer
 // what serves it; checkContent and layerCompleteIn say what "complete"
 // means per mode, and List's describeLayer what cache ls shows.
+//
+// # Lazy layers (eStargz)
+//
+// GetLazy opens an image without downloading its eStargz layers (those
+// whose descriptor carries the containerd.io/snapshot/stargz/toc.digest
+// annotation). Per layer: one Range request for the footer (last 51
+// bytes), one for the TOC; the TOC JSON must hash to the annotation, and
+// the manifest holding the annotation was checked against its digest, so
+// every chunk digest the TOC lists is pinned. The layer's index is built
+// from the TOC (same checks and limits as the tar scan) over a virtual
+// stream: the data of its regular files back to back (lazyIndex). That
+// index is never stored under the diffID and a tree made from it is
+// never saved (Image.Tree merges afresh), since its offsets are not tar
+// offsets.
+//
+// Reads go through seekContent with one span per TOC chunk: a span's
+// decode fetches the compressed member holding it (plus the missing
+// members after it, up to LazyOptions.FetchWindow) with one Range
+// request, checks every chunk of the member against its TOC digest, writes
+// the member into ocifs/lazy/sha256/<digest>.blob (sparse, never a final
+// name), syncs it and appends a record to <digest>.have, then decodes and
+// checks the chunk again before serving it. A read waits at most
+// LazyOptions.ReadTimeout (retries included) and then fails; errors are
+// not cached, so a later read tries again. Image.FetchAll fetches the
+// rest in runs of 4 MiB, yielding while reads fetch, then runs the
+// ordinary layer pass over the assembled blob (digest, diffID, index,
+// seek index, unpacked copy per mode), removes the lazy files and, once
+// every layer is complete, records the image in index.json. Until then
+// Lookup and Get do not see the image; List, Verify and Prune do not know
+// ocifs/lazy (a partial blob whose mount died stays until a later lazy
+// mount of the image completes it).
+//
+// What is verified when: the manifest by its digest (at resolve), the TOC
+// by the annotation (at open), each chunk by its TOC digest (at fetch and
+// at every decode), the blob by its digest and the tar stream by the
+// diffID (only once the whole blob is there, in FetchAll). A TOC that
+// differs from its tar stream in what a TOC cannot carry (sub-second
+// modification times, xattrs other than SCHILY's) gives a lazy view that
+// differs from the pulled one; FetchAll compares the two indexes and
+// warns.
+//
+// A registry that answers a Range request with the whole blob (200): at
+// open, the image's remaining layers are pulled whole (one warning); if it
+// happens later, the layer is downloaded whole in one stream that lands
+// every missing member, and reads wait for theirs. eStargz layers are
+// recognized in the ordinary pass too (the tar stream's last entry is
+// stargz.index.json): their format entries (the TOC's own entry and the
+// root's .prefetch.landmark and .no.prefetch.landmark) are hidden, as the
+// stargz snapshotter and containers/storage hide them, so an image, its
+// eStargz conversion (ConvertEStargz) and a lazy mount of it merge to the
+// same tree. zstd:chunked layers are pulled whole.
 
 // # Concurrency and crashes
 //
