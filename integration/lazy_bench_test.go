@@ -1,0 +1,86 @@
+package integration
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/ocifs/ocifs/internal/faultproxy"
+	ti "github.com/ocifs/ocifs/internal/testimage"
+	"github.com/ocifs/ocifs/internal/testregistry"
+)
+
+// TestLazyAcceptance is issue 9's acceptance run: an eStargz image of
+// OCIFS_LAZY_BENCH_MB (≥ 500 for the real run) MiB of incompressible
+// files, served through a proxy capped at 20 MB/s; it compares the time
+// of a full pull with the time for 'ocifs mount --lazy' to return and for
+// a small file to be read, and the bytes that read fetched. Off unless
+// the variable is set (it moves the image's size through the registry
+// three times); results go to the test log (docs/BENCHMARKS.md).
+func TestLazyAcceptance(t *testing.T) {
+	mb, _ := strconv.Atoi(os.Getenv("OCIFS_LAZY_BENCH_MB"))
+	if mb <= 0 {
+		t.Skip("set OCIFS_LAZY_BENCH_MB=512 to run the lazy-pull acceptance benchmark")
+	}
+	requireFUSEMount(t)
+	reg := testregistry.Start(t)
+	ref := reg.Repo("lazy-bench") + ":v1"
+	ti.Push(t, ti.Image(t, benchLayers(mb), ti.WithPlatform("linux/amd64")), ref)
+	mustOcifs(t, cacheEnv(t), "convert", ref, reg.Repo("lazy-bench")+":estargz")
+	p := faultproxy.Start(t, reg.Addr)
+	conv := p.Addr + "/" + reg.Prefix() + "/lazy-bench:estargz"
+	const rate = 20_000_000
+	p.SetRate(rate)
+
+	start := time.Now()
+	mustOcifs(t, cacheEnv(t), "pull", conv)
+	full := time.Since(start)
+	image := blobBytesSent(p)
+
+	before := blobBytesSent(p)
+	env := cacheEnv(t)
+	dir := mountDir(t)
+	start = time.Now()
+	mustOcifs(t, env, "mount", "--lazy", conv, dir)
+	mount := time.Since(start)
+	mounted := blobBytesSent(p) - before
+	start = time.Now()
+	b, err := os.ReadFile(filepath.Join(dir, "layer3/etc/small07"))
+	read := time.Since(start)
+	if err != nil || len(b) == 0 {
+		t.Fatalf("reading a small file: %d bytes, %v", len(b), err)
+	}
+	fetched := blobBytesSent(p) - before - mounted
+	first := mount + read
+	t.Logf("lazy acceptance: image %d MiB of blobs at %d MB/s: full pull %v; ocifs mount --lazy %v (%d KiB: TOCs); small-file read %v (%d KiB); mount+read %.2f%% of the pull time, %.3f%% of the image's bytes",
+		image>>20, rate/1_000_000, full.Round(time.Millisecond), mount.Round(time.Millisecond), mounted>>10, read.Round(time.Millisecond), fetched>>10,
+		100*first.Seconds()/full.Seconds(), 100*float64(mounted+fetched)/float64(image))
+	if first > full/20 || mounted+fetched > image/50 {
+		t.Errorf("targets missed: first read after %v (limit %v), %d bytes fetched (limit %d)", first, full/20, mounted+fetched, image/50)
+	}
+}
+
+// benchLayers makes 4 layers of 1 MiB files of random bytes, mb MiB in
+// all, each with a few small text files.
+func benchLayers(mb int) [][]byte {
+	r := rand.NewChaCha8([32]byte{9})
+	var layers [][]byte
+	perLayer := max(1, mb/4)
+	for l := range 4 {
+		es := []ti.Entry{ti.Dir(fmt.Sprintf("layer%d/data", l)), ti.Dir(fmt.Sprintf("layer%d/etc", l))}
+		for i := range 20 {
+			es = append(es, ti.File(fmt.Sprintf("layer%d/etc/small%02d", l, i), fmt.Sprintf("small file %d of layer %d\n", i, l)))
+		}
+		for i := range perLayer {
+			b := make([]byte, 1<<20)
+			r.Read(b)
+			es = append(es, ti.File(fmt.Sprintf("layer%d/data/f%04d", l, i), string(b)))
+		}
+		layers = append(layers, ti.Layer(es...))
+	}
+	return layers
+}
