@@ -182,3 +182,17 @@ func waitMounted(t *testing.T, dir string) {
 	}
 	t.Fatalf("%s was not mounted within a minute", dir)
 }
+
+// TestLazyBuild: ocifs build --lazy builds from a lazily read image (the
+// builder's e2fsck checks the result) and leaves it complete in the cache.
+func TestLazyBuild(t *testing.T) {
+	requireFUSEMount(t)
+	li := newLazyImage(t, "lazy-build", lazyLayers())
+	env := cacheEnv(t)
+	out := filepath.Join(t.TempDir(), "lazy.ext4")
+	mustOcifs(t, env, "build", "--lazy", li.conv, out)
+	if fi, err := os.Stat(out); err != nil || fi.Size() == 0 {
+		t.Fatalf("no image at %s: %v", out, err)
+	}
+	waitRecorded(t, env, li.conv)
+}
