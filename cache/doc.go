@@ -220,7 +220,7 @@
 // stargz snapshotter and containers/storage hide them, so an image, its
 // eStargz conversion (ConvertEStargz) and a lazy mount of it merge to the
 // same tree. zstd:chunked layers are pulled whole.
-
+//
 // # Concurrency and crashes
 //
 // A Store is safe for concurrent use by goroutines and by processes:
