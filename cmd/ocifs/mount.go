@@ -101,7 +101,8 @@ func runMount(c *cli.Context) error {
 		return err
 	}
 	if g.Verbose {
-		fmt.Fprintf(c.App.ErrWriter, "mounted %s at %s (server pid %d; 'ocifs umount %s' to stop it)\n", req.Ref, req.Dir, pid, req.Dir)
+		fmt.Fprintf(c.App.ErrWriter, "mounted %s at %s (server pid %d, log %s; 'ocifs umount %s' to stop it)\n",
+			req.Ref, req.Dir, pid, serverLogPath(g.CacheDir, req.Dir), req.Dir)
 	}
 	return nil
 }

@@ -180,7 +180,7 @@ func runMountServer(c *cli.Context) error {
 		}
 		served = true
 		releaseMergeMemory()
-		quiet.set(io.Discard)
+		quiet.set(openServerLog(g.CacheDir, req.Dir))
 		detach()
 		return m.serveUntil(c.Context, g)
 	}()
