@@ -10,7 +10,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
+	"syscall"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
@@ -26,7 +28,9 @@ import (
 //
 // None of these is a final name: a layer is complete only when its
 // assembled blob has passed the ordinary layer pass (digest, diffID,
-// index), which copies it to blobs/ and removes these files.
+// index), which copies it to blobs/ and removes these files. A process
+// using a partial blob holds a shared flock on its .have file; Prune
+// removes the files of partial blobs nobody holds (see sweepLazy).
 const lazyDir = "ocifs/lazy"
 
 func (s *Store) lazyPath(d v1.Hash, ext string) string {
@@ -81,6 +85,13 @@ func (s *Store) openPartial(d v1.Hash, x *lazyIndex) (*partialBlob, error) {
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("opening partial blob log %s: %w", d, err)
+	}
+	// Held shared while the blob is in use (until close): Prune removes
+	// only the partial blobs it can lock exclusively.
+	if err := syscall.Flock(int(log.Fd()), syscall.LOCK_SH); err != nil {
+		f.Close()
+		log.Close()
+		return nil, fmt.Errorf("locking partial blob log %s: %w", d, err)
 	}
 	pb := &partialBlob{f: f, log: log, x: x, have: make([]bool, len(x.pieces)), claimed: make([]bool, len(x.pieces)), changed: make(chan struct{})}
 	if err := pb.load(); err != nil {
@@ -271,4 +282,62 @@ func (s *Store) removeLazyFiles(d v1.Hash) {
 			s.log.Warn("removing lazy file", "path", s.lazyPath(d, ext), "err", err)
 		}
 	}
+}
+
+// sweepLazy removes the lazily read layers' files that no process is
+// using: partial blobs (their .have unlocked) and their TOCs. A layer a
+// stored image references is complete, and its files are leftovers too.
+func (s *Store) sweepLazy(dryRun bool, rep *PruneReport) {
+	dir := filepath.Join(lazyDir, "sha256")
+	ents, err := os.ReadDir(s.path(dir))
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		hex, ok := strings.CutSuffix(e.Name(), ".have")
+		if ok {
+			s.sweepPartial(dir, hex, dryRun, rep)
+		}
+	}
+	for _, e := range ents { // TOCs without a partial blob in use
+		hex, ok := strings.CutSuffix(e.Name(), ".toc")
+		if ok && !fileExists(s.path(filepath.Join(dir, hex+".have"))) {
+			s.remove(filepath.Join(dir, e.Name()), dryRun, rep)
+		}
+	}
+}
+
+func (s *Store) sweepPartial(dir, hex string, dryRun bool, rep *PruneReport) {
+	f, err := os.Open(s.path(filepath.Join(dir, hex+".have")))
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil {
+		return // a mount is reading it
+	}
+	for _, ext := range []string{".blob", ".toc", ".have"} {
+		if p := filepath.Join(dir, hex+ext); fileExists(s.path(p)) {
+			s.remove(p, dryRun, rep)
+		}
+	}
+}
+
+func fileExists(p string) bool {
+	_, err := os.Lstat(p)
+	return err == nil
+}
+
+// allocated is the disk a directory's files take (sparse files count what
+// they hold, not their length).
+func allocated(dir string) int64 {
+	ents, _ := os.ReadDir(dir)
+	var n int64
+	for _, e := range ents {
+		var st syscall.Stat_t
+		if syscall.Lstat(filepath.Join(dir, e.Name()), &st) == nil {
+			n += st.Blocks * 512
+		}
+	}
+	return n
 }

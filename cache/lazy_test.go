@@ -13,6 +13,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -310,4 +311,42 @@ func pushManifest(t *testing.T, ref string, m *v1.Manifest) {
 	r, err := name.ParseReference(ref)
 	must(t, err)
 	must(t, remote.Put(r, rawManifest{b}))
+}
+
+// TestPruneLazyPartials checks that prune keeps the partial blob of a
+// lazily read layer while an image has it open, removes it once nobody
+// does, and that Usage counts what it holds.
+func TestPruneLazyPartials(t *testing.T) {
+	lr := startLazyRegistry(t)
+	_, conv, _ := lazyFixture(t, lr)
+	s := openStore(t, "")
+	ctx := context.Background()
+	img, err := s.GetLazy(ctx, conv, PullOptions{}, LazyOptions{})
+	must(t, err)
+	_, err = readPath(img, "big.bin")
+	must(t, err)
+	if u := s.Usage(); u.Lazy == 0 {
+		t.Error("Usage does not count the partial blob")
+	}
+	partials := func() []string {
+		m, _ := filepath.Glob(filepath.Join(s.Dir(), lazyDir, "sha256", "*.blob"))
+		return m
+	}
+	if len(partials()) == 0 {
+		t.Fatal("no partial blob after a lazy read")
+	}
+	_, err = s.Prune(ctx, PruneOptions{})
+	must(t, err)
+	if len(partials()) == 0 {
+		t.Fatal("prune removed a partial blob in use")
+	}
+	if _, err := readPath(img, "big.bin"); err != nil {
+		t.Fatalf("reading after prune: %v", err)
+	}
+	img.Close()
+	_, err = s.Prune(ctx, PruneOptions{})
+	must(t, err)
+	if left, _ := filepath.Glob(filepath.Join(s.Dir(), lazyDir, "sha256", "*")); len(left) > 0 {
+		t.Errorf("prune left lazy files nobody uses: %v", left)
+	}
 }

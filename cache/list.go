@@ -32,10 +32,11 @@ type DiskUsage struct {
 	Seek     int64 `json:"seek"`     // seek indexes of compressed blobs
 	Unpacked int64 `json:"unpacked"` // decompressed copies
 	Trees    int64 `json:"trees"`    // saved merged trees
+	Lazy     int64 `json:"lazy"`     // layers being read lazily: TOCs and the pieces fetched so far
 }
 
 // Total is the sum of the parts.
-func (u DiskUsage) Total() int64 { return u.Blobs + u.Indexes + u.Seek + u.Unpacked + u.Trees }
+func (u DiskUsage) Total() int64 { return u.Blobs + u.Indexes + u.Seek + u.Unpacked + u.Trees + u.Lazy }
 
 func (u *DiskUsage) add(v DiskUsage) {
 	u.Blobs += v.Blobs
@@ -43,6 +44,7 @@ func (u *DiskUsage) add(v DiskUsage) {
 	u.Seek += v.Seek
 	u.Unpacked += v.Unpacked
 	u.Trees += v.Trees
+	u.Lazy += v.Lazy
 }
 
 // LayerInfo describes a stored layer; sizes are those of the files on
@@ -153,6 +155,7 @@ func (s *Store) Usage() DiskUsage {
 		Seek:     dirSize(s.path(seekDir + "/sha256")),
 		Unpacked: dirSize(s.path(unpackedDir + "/sha256")),
 		Trees:    dirSize(s.path(treesDir + "/sha256")),
+		Lazy:     allocated(s.path(lazyDir + "/sha256")),
 	}
 }
 

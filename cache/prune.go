@@ -64,6 +64,7 @@ func (s *Store) Prune(ctx context.Context, opts PruneOptions) (*PruneReport, err
 	s.sweep(filepath.Join(seekDir, "sha256"), keepBlobs, opts.DryRun, rep)
 	s.evictUnpacked(im, opts, rep)
 	s.sweep(filepath.Join(treesDir, "sha256"), keepTrees, opts.DryRun, rep)
+	s.sweepLazy(opts.DryRun, rep)
 	s.sweepTemps(opts.DryRun, rep)
 	s.sweepLocks(opts.DryRun)
 	sort.Strings(rep.Removed)

@@ -106,8 +106,8 @@ func runCacheLs(c *cli.Context) error {
 		return err
 	}
 	u := s.Usage()
-	_, err = fmt.Fprintf(c.App.Writer, "cache %s (%s mode): %s on disk: blobs %s, unpacked copies %s, layer indexes %s, seek indexes %s, merged trees %s\n",
-		s.Dir(), s.Mode(), humanBytes(u.Total()), humanBytes(u.Blobs), humanBytes(u.Unpacked), humanBytes(u.Indexes), humanBytes(u.Seek), humanBytes(u.Trees))
+	_, err = fmt.Fprintf(c.App.Writer, "cache %s (%s mode): %s on disk: blobs %s, unpacked copies %s, layer indexes %s, seek indexes %s, merged trees %s, lazy layers still filling %s\n",
+		s.Dir(), s.Mode(), humanBytes(u.Total()), humanBytes(u.Blobs), humanBytes(u.Unpacked), humanBytes(u.Indexes), humanBytes(u.Seek), humanBytes(u.Trees), humanBytes(u.Lazy))
 	return err
 }
 
