@@ -135,7 +135,7 @@ func runBuild(c *cli.Context) error {
 	if req.Lazy.Lazy {
 		img, err = fetchLazy(c, g, req.Ref, req.Lazy)
 	} else {
-		img, err = fetchImage(c, g, req.Ref, false, 0)
+		img, err = fetchImage(c, g, 0, getImage(c, req.Ref))
 	}
 	if err != nil {
 		return err

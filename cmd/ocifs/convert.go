@@ -36,7 +36,7 @@ func runConvert(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	img, err := fetchImage(c, g, c.Args().Get(0), false, 0)
+	img, err := fetchImage(c, g, 0, getImage(c, c.Args().Get(0)))
 	if err != nil {
 		return err
 	}

@@ -16,10 +16,17 @@ func openStore(g *globals) (*cache.Store, error) {
 		Mode: g.Mode, SpanCache: g.SpanCache})
 }
 
-// fetchImage opens the cache and returns ref's image: the stored copy if
-// complete (Get), or pulled afresh when pull is set; per-layer bars show
-// on a terminal while layers are fetched.
-func fetchImage(c *cli.Context, g *globals, ref string, pull bool, jobs int) (*cache.Image, error) {
+// fetcher gets an image from the store: Get, Pull or GetLazy.
+type fetcher func(s *cache.Store, po cache.PullOptions) (*cache.Image, error)
+
+// getImage returns ref's stored image if complete, else pulls it.
+func getImage(c *cli.Context, ref string) fetcher {
+	return func(s *cache.Store, po cache.PullOptions) (*cache.Image, error) { return s.Get(c.Context, ref, po) }
+}
+
+// fetchImage opens the cache and runs fetch with per-layer bars on a
+// terminal while layers are fetched (jobs of them at once; 0: default).
+func fetchImage(c *cli.Context, g *globals, jobs int, fetch fetcher) (*cache.Image, error) {
 	store, err := openStore(g)
 	if err != nil {
 		return nil, err
@@ -35,11 +42,7 @@ func fetchImage(c *cli.Context, g *globals, ref string, pull bool, jobs int) (*c
 		return nil, err
 	}
 	po.Jobs = jobs
-	get := store.Get
-	if pull {
-		get = store.Pull
-	}
-	img, err := get(c.Context, ref, po)
+	img, err := fetch(store, po)
 	if bars != nil {
 		bars.finish()
 	}

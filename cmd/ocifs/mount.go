@@ -113,7 +113,7 @@ func pullForMount(c *cli.Context, g *globals, req *mountRequest) error {
 	if req.Lazy.Lazy {
 		img, err = fetchLazy(c, g, req.Ref, req.Lazy) // TOCs only; the server finds them in the cache
 	} else {
-		img, err = fetchImage(c, g, req.Ref, false, 0)
+		img, err = fetchImage(c, g, 0, getImage(c, req.Ref))
 	}
 	if err != nil {
 		return err

@@ -60,25 +60,9 @@ func (r lazyRequest) options() cache.LazyOptions {
 // fetchLazy is fetchImage for --lazy: eStargz layers are only opened
 // (TOCs), the others pulled with per-layer bars on a terminal.
 func fetchLazy(c *cli.Context, g *globals, ref string, lr lazyRequest) (*cache.Image, error) {
-	store, err := openStore(g)
-	if err != nil {
-		return nil, err
-	}
-	var bars *pullBars
-	var progress func(cache.Progress)
-	if isTerminal(c.App.ErrWriter) {
-		bars = newPullBars(c.Context, c.App.ErrWriter)
-		progress = bars.update
-	}
-	po, err := pullOptions(g, progress)
-	if err != nil {
-		return nil, err
-	}
-	img, err := store.GetLazy(c.Context, ref, po, lr.options())
-	if bars != nil {
-		bars.finish()
-	}
-	return img, err
+	return fetchImage(c, g, 0, func(s *cache.Store, po cache.PullOptions) (*cache.Image, error) {
+		return s.GetLazy(c.Context, ref, po, lr.options())
+	})
 }
 
 // fetchInBackground runs img.FetchAll until it succeeds, ctx ends or the

@@ -32,7 +32,9 @@ func runPull(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	img, err := fetchImage(c, g, ref, true, c.Int("jobs"))
+	img, err := fetchImage(c, g, c.Int("jobs"), func(s *cache.Store, po cache.PullOptions) (*cache.Image, error) {
+		return s.Pull(c.Context, ref, po)
+	})
 	if err != nil {
 		return err
 	}
