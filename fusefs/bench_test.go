@@ -45,7 +45,7 @@ func BenchmarkMountFirstStat(b *testing.B) {
 	for i := 0; b.Loop(); i++ {
 		dir := filepath.Join(base, fmt.Sprint(i))
 		os.Mkdir(dir, 0o755)
-		srv, err := Mount(dir, tree, m, Options{})
+		srv, err := Mount(dir, tree, m, Options{SelfAccess: true})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -168,7 +168,10 @@
 //     uninterruptibly, the process never finishes dying, the device is
 //     never closed, and the mount and everyone using it hang for good. So
 //     Mount does not wait for the mount by touching it (NewServer has
-//     answered INIT already), and WarmWalk runs in a child process;
+//     answered INIT already), and WarmWalk runs in a child process. Tests
+//     that read their own mount set Options.SelfAccess, without which the
+//     Go runtime's epoll registration of a file on the mount can deadlock
+//     the process with its own garbage collector;
 //   - if the serving process dies, the mount stays behind: reads fail with
 //     ENOTCONN ("transport endpoint is not connected") while names and
 //     attributes the kernel cached may still answer; Unmount(dir) removes

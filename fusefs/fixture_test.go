@@ -145,6 +145,7 @@ func mountTuned(t testing.TB, tree *overlay.Tree, content overlay.LayerReader, o
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	opts.SelfAccess = true // the tests read the mount from this process
 	srv, err := mount(dir, tree, content, opts, tune)
 	if err != nil {
 		t.Fatalf("Mount: %v", err)

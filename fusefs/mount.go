@@ -36,6 +36,15 @@ type Options struct {
 	// per file. It fills the page cache with files nobody may read: for
 	// builds, not for browsing. See prefetch.go.
 	Prefetch bool
+	// SelfAccess is for tests and profiling, where the serving process
+	// reads its own mount: Mount then first gets the kernel to stop
+	// sending POLL (go-fuse's poll hack), since the Go runtime's epoll
+	// registration of a file on the mount would otherwise wait for this
+	// process's own answer while holding a P, and can deadlock with the
+	// garbage collector. The hack itself opens a file on the mount from
+	// this process, which a SIGKILL can turn into a hang (see Hazards):
+	// never set it for a mount that serves others.
+	SelfAccess bool
 }
 
 // Server is a mounted tree. Its requests are served by goroutines of this
@@ -99,9 +108,15 @@ func mount(dir string, tree *overlay.Tree, content overlay.LayerReader, opts Opt
 		srv.Serve()
 		close(s.done)
 	}()
-	// No srv.WaitMount: NewServer has already answered the kernel's INIT,
-	// and WaitMount's poll hack opens a file on the mount from this
-	// process, which must never use its own mount (see Hazards).
+	// NewServer has already answered the kernel's INIT, so the mount
+	// answers. WaitMount only adds the poll hack, which opens a file on
+	// the mount from this process: only for SelfAccess (see Hazards).
+	if opts.SelfAccess {
+		if err := srv.WaitMount(); err != nil {
+			s.Unmount()
+			return nil, fmt.Errorf("mounting %s: %w", abs, err)
+		}
+	}
 	return s, nil
 }
 

@@ -76,7 +76,7 @@ func runProfile(args []string) error {
 		return err
 	}
 	defer os.Remove(mnt)
-	srv, err := fusefs.Mount(mnt, tree, img, fusefs.Options{Prefetch: *prefetch})
+	srv, err := fusefs.Mount(mnt, tree, img, fusefs.Options{Prefetch: *prefetch, SelfAccess: true})
 	if err != nil {
 		return err
 	}
