@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -140,7 +141,7 @@ func TestLazyRegistryGoneMidRead(t *testing.T) {
 	dir := mountDir(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var stderr strings.Builder
+	var stderr lockedBuffer // written by exec's copier while the test reads it
 	cmd := ocifsCommand(ctx, t, env, "mount", "--foreground", "--lazy", "--lazy-timeout", "3s", "--retries", "1", li.conv, dir)
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
@@ -168,6 +169,25 @@ func TestLazyRegistryGoneMidRead(t *testing.T) {
 	if err != nil || len(b) != 300<<10+4*7777 {
 		t.Fatalf("reading after the registry came back: %d bytes, %v", len(b), err)
 	}
+}
+
+// lockedBuffer is a strings.Builder safe to read while a process's output
+// is copied into it.
+type lockedBuffer struct {
+	mu sync.Mutex // guards b
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // waitMounted waits until dir is a mount point that answers.
