@@ -25,21 +25,31 @@ func cmdTimeout() time.Duration {
 	return 3 * time.Minute
 }
 
-var cacheDirs sync.Map // test name → cache dir
+var (
+	cacheDirsMu sync.Mutex
+	cacheDirs   = map[string]string{} // test name → cache dir
+)
 
 // cacheDir returns this test's ocifs cache directory (the same on every
-// call within one test), removed when the test ends.
+// call within one test, also from the test's goroutines), removed when
+// the test ends.
 func cacheDir(t testing.TB) string {
 	t.Helper()
-	if d, ok := cacheDirs.Load(t.Name()); ok {
-		return d.(string)
+	cacheDirsMu.Lock()
+	defer cacheDirsMu.Unlock()
+	if d, ok := cacheDirs[t.Name()]; ok {
+		return d
 	}
 	d := filepath.Join(t.TempDir(), "cache")
 	if err := os.MkdirAll(d, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	cacheDirs.Store(t.Name(), d)
-	t.Cleanup(func() { cacheDirs.Delete(t.Name()) })
+	cacheDirs[t.Name()] = d
+	t.Cleanup(func() {
+		cacheDirsMu.Lock()
+		delete(cacheDirs, t.Name())
+		cacheDirsMu.Unlock()
+	})
 	return d
 }
 
