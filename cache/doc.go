@@ -170,14 +170,23 @@
 // what serves it; checkContent and layerCompleteIn say what "complete"
 // means per mode, and List's describeLayer what cache ls shows.
 //
-// # Lazy layers (eStargz)
+// # Lazy layers (eStargz, zstd:chunked)
 //
-// GetLazy opens an image without downloading its eStargz layers (those
-// whose descriptor carries the containerd.io/snapshot/stargz/toc.digest
-// annotation). Per layer: one Range request for the footer (last 51
-// bytes), one for the TOC; the TOC JSON must hash to the annotation, and
-// the manifest holding the annotation was checked against its digest, so
-// every chunk digest the TOC lists is pinned. The layer's index is built
+// GetLazy opens an image without downloading its eStargz and zstd:chunked
+// layers (see tocFormat; lazySpecOf tells them by their annotations).
+// eStargz: the containerd.io/snapshot/stargz/toc.digest annotation; one
+// Range request for the footer (last 51 bytes), one for the TOC; the TOC
+// JSON must hash to the annotation. zstd:chunked, both the estargz
+// package's (io.containers.zstd-chunked.manifest-checksum, 40-byte
+// footer) and containers/storage's (io.github.containers.…, 64-byte
+// footer, podman and buildah): the compressed TOC must hash to the
+// checksum annotation (or, on a zstd layer with only the eStargz
+// annotation, its JSON to that); the position annotation makes that one
+// Range request, without it the footer costs one more. A layer whose TOC
+// does not match is pulled whole. The manifest holding the annotation was
+// checked against its digest, so every chunk digest the TOC lists is
+// pinned (a containers/storage file of one chunk lists only its file
+// digest, which then pins the chunk). The layer's index is built
 // from the TOC (same checks and limits as the tar scan) over a virtual
 // stream: the data of its regular files back to back (lazyIndex). That
 // index is never stored under the diffID and a tree made from it is
@@ -185,12 +194,14 @@
 // offsets.
 //
 // Reads go through seekContent with one span per TOC chunk: a span's
-// decode fetches the compressed member holding it (plus the missing
-// members after it, up to LazyOptions.FetchWindow) with one Range
-// request, checks every chunk of the member against its TOC digest, writes
-// the member into ocifs/lazy/sha256/<digest>.blob (sparse, never a final
-// name), syncs it and appends a record to <digest>.have, then decodes and
-// checks the chunk again before serving it. A read waits at most
+// decode fetches the compressed member holding it (a gzip member, or zstd
+// frames: tocFormat.member), plus the missing members after it, up to
+// LazyOptions.FetchWindow, with one Range request, checks every chunk of
+// the member against its TOC digest (a member that does not decode fails
+// as a digest mismatch too), writes the member into
+// ocifs/lazy/sha256/<digest>.blob (sparse, never a final name), syncs it
+// and appends a record to <digest>.have, then decodes and checks the
+// chunk again before serving it. A read waits at most
 // LazyOptions.ReadTimeout (retries included) and then fails; errors are
 // not cached, so a later read tries again. Image.FetchAll fetches the
 // rest in runs of 4 MiB, yielding while reads fetch, then runs the
@@ -218,8 +229,15 @@
 // stargz.index.json): their format entries (the TOC's own entry and the
 // root's .prefetch.landmark and .no.prefetch.landmark) are hidden, as the
 // stargz snapshotter and containers/storage hide them, so an image, its
-// eStargz conversion (ConvertEStargz) and a lazy mount of it merge to the
-// same tree. zstd:chunked layers are pulled whole.
+// eStargz conversion (Convert) and a lazy mount of it merge to the same
+// tree. The estargz package's zstd:chunked streams have the landmarks but
+// no TOC entry (the TOC is in a skippable frame, which no decoder
+// outputs); they are recognized by a root landmark and the missing
+// end-of-archive blocks (hideZstdChunkedArtifacts), a rule on the tar
+// stream alone, as the index is keyed by diffID. containers/storage's
+// zstd:chunked stream is the original tar: nothing is hidden. An index
+// stored before that rule existed still shows the landmarks of such a
+// layer until it is rebuilt.
 //
 // # Concurrency and crashes
 //

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -66,35 +67,81 @@ func estargzArtifact(name string) bool {
 	return false
 }
 
-// decodeTOC reads the TOC gzip member of an eStargz blob (a tar holding
-// stargz.index.json), reading at most max bytes of JSON, and returns the
-// parsed TOC, the JSON bytes and their digest.
-func decodeTOC(member []byte, max int64) (*estargz.JTOC, []byte, v1.Hash, error) {
+// estargzFormat is eStargz: gzip members, the TOC a tar entry
+// (stargz.index.json) in a gzip member of its own after the last one, and
+// a 51-byte footer (47 for legacy stargz) giving the TOC member's offset.
+// The annotation pins the TOC's JSON.
+type estargzFormat struct{}
+
+var _ tocFormat = estargzFormat{}
+
+func (estargzFormat) String() string { return "eStargz" }
+
+// fetchTOC reads the footer, then the TOC member, with one Range request
+// each.
+func (estargzFormat) fetchTOC(ctx context.Context, src *rangeSource, size int64, lim Limits) (*fetchedTOC, error) {
+	foot, err := src.readRange(ctx, max(0, size-estargzFooterMax), size)
+	if err != nil {
+		return nil, err
+	}
+	tocOff, footSize, err := parseEStargzFooter(foot)
+	if err != nil || tocOff < 0 || tocOff >= size-footSize {
+		return nil, errorf(ErrInvalidImage, "annotated as eStargz but has no valid footer (%v)", err)
+	}
+	if n := size - footSize - tocOff; lim.MaxIndexMemory >= 0 && n > lim.MaxIndexMemory {
+		return nil, limitErrorf(LimitIndexMemory, lim.MaxIndexMemory, "TOC of %d bytes is over the limit of %d (%s)", n, lim.MaxIndexMemory, LimitIndexMemory)
+	}
+	member, err := src.readRange(ctx, tocOff, size-footSize)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := tocJSONOfMember(member, lim.tocJSONMax())
+	if err != nil {
+		return nil, errorf(ErrInvalidImage, "%v", err)
+	}
+	return &fetchedTOC{pinned: raw, dataEnd: tocOff, tail: append(member, foot[len(foot)-int(footSize):]...)}, nil
+}
+
+func (estargzFormat) parseTOC(pinned []byte, _ Limits) (*estargz.JTOC, error) {
+	return parseTOCJSON(pinned)
+}
+
+func (estargzFormat) artifact(name string) bool { return estargzArtifact(name) }
+
+// member decodes one gzip member, not the ones after it.
+func (estargzFormat) member(b []byte) (io.Reader, func(), error) {
+	zr, err := gzip.NewReader(bytes.NewReader(b))
+	if err != nil {
+		return nil, nil, err
+	}
+	zr.Multistream(false)
+	return zr, func() {}, nil
+}
+
+// tocJSONOfMember reads the TOC gzip member of an eStargz blob (a tar
+// holding stargz.index.json), reading at most max bytes of JSON.
+func tocJSONOfMember(member []byte, max int64) ([]byte, error) {
 	zr, err := gzip.NewReader(bytes.NewReader(member))
 	if err != nil {
-		return nil, nil, v1.Hash{}, fmt.Errorf("reading TOC: %w", err)
+		return nil, fmt.Errorf("reading TOC: %w", err)
 	}
 	zr.Multistream(false)
 	tr := tar.NewReader(zr)
 	h, err := tr.Next()
 	if err != nil {
-		return nil, nil, v1.Hash{}, fmt.Errorf("reading TOC tar header: %w", err)
+		return nil, fmt.Errorf("reading TOC tar header: %w", err)
 	}
 	if h.Name != estargz.TOCTarName {
-		return nil, nil, v1.Hash{}, fmt.Errorf("TOC tar entry is named %q, want %q", h.Name, estargz.TOCTarName)
+		return nil, fmt.Errorf("TOC tar entry is named %q, want %q", h.Name, estargz.TOCTarName)
 	}
 	if h.Size > max {
-		return nil, nil, v1.Hash{}, fmt.Errorf("TOC JSON of %d bytes is over the limit of %d", h.Size, max)
+		return nil, fmt.Errorf("TOC JSON of %d bytes is over the limit of %d", h.Size, max)
 	}
 	raw, err := io.ReadAll(io.LimitReader(tr, max+1))
 	if err != nil {
-		return nil, nil, v1.Hash{}, fmt.Errorf("reading TOC JSON: %w", err)
+		return nil, fmt.Errorf("reading TOC JSON: %w", err)
 	}
-	toc, err := parseTOCJSON(raw)
-	if err != nil {
-		return nil, nil, v1.Hash{}, err
-	}
-	return toc, raw, sha256Hash(raw), nil
+	return raw, nil
 }
 
 func parseTOCJSON(raw []byte) (*estargz.JTOC, error) {

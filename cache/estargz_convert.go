@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"strconv"
 
@@ -14,32 +15,56 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/klauspost/compress/zstd"
 )
 
-// ConvertOptions configure ConvertEStargz.
+// ConvertOptions configure Convert.
 type ConvertOptions struct {
+	// Format is what layers become (zero: FormatEStargz).
+	Format ConvertFormat
 	// ChunkSize is the most file bytes in one chunk (0: the estargz
 	// package's default, 4 MiB).
 	ChunkSize int
-	// Level is the gzip level (0: default).
+	// Level is the gzip level (0: default), for eStargz only.
 	Level int
 }
 
-// ConvertEStargz rewrites img's layers as eStargz (each from its
+// ConvertFormat is a seekable layer format Convert writes.
+type ConvertFormat string
+
+// Formats Convert writes.
+const (
+	// FormatEStargz: gzip members, layers annotated with their TOC digest.
+	FormatEStargz ConvertFormat = "estargz"
+	// FormatZstdChunked: zstd frames, the TOC in a skippable frame, layers
+	// of the zstd media type annotated as the stargz snapshotter's
+	// converter does (TOC JSON digest, compressed TOC checksum and
+	// position).
+	FormatZstdChunked ConvertFormat = "zstd:chunked"
+)
+
+// Convert rewrites img's layers as eStargz or zstd:chunked (each from its
 // uncompressed stream, read through the store) and pushes the result to
 // dst, a registry reference: OCI media types, each layer annotated with
 // its TOC digest and uncompressed size, the config's diffIDs replaced
-// (an eStargz tar stream ends with its TOC), everything else kept. It
-// returns the pushed manifest's digest. The converted image merges to
-// the same tree as img (the TOC entry and prefetch landmarks are hidden:
-// see hideEStargzArtifacts).
-func (s *Store) ConvertEStargz(ctx context.Context, img *Image, dst string, opts ConvertOptions) (v1.Hash, error) {
+// (the tar stream gains prefetch landmarks, and an eStargz one ends with
+// its TOC), everything else kept. It returns the pushed manifest's
+// digest. The converted image merges to the same tree as img (the TOC
+// entry and prefetch landmarks are hidden: see hideEStargzArtifacts and
+// hideZstdChunkedArtifacts).
+func (s *Store) Convert(ctx context.Context, img *Image, dst string, opts ConvertOptions) (v1.Hash, error) {
 	spec, err := parseRef(dst, s.insecure)
 	if err != nil {
 		return v1.Hash{}, err
 	}
 	if spec.reg == nil {
 		return v1.Hash{}, errorf(ErrBadReference, "%s: convert pushes to a registry", dst)
+	}
+	if opts.Format == "" {
+		opts.Format = FormatEStargz
+	}
+	if opts.Format != FormatEStargz && opts.Format != FormatZstdChunked {
+		return v1.Hash{}, fmt.Errorf("converting to %q: formats are %s and %s", opts.Format, FormatEStargz, FormatZstdChunked)
 	}
 	out := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
 	out = mutate.ConfigMediaType(out, types.OCIConfigJSON)
@@ -50,10 +75,12 @@ func (s *Store) ConvertEStargz(ctx context.Context, img *Image, dst string, opts
 			return v1.Hash{}, fmt.Errorf("converting layer %d (%s): %w", i, img.Layers[i].Digest, err)
 		}
 		defer l.remove()
-		out, err = mutate.Append(out, mutate.Addendum{Layer: l, MediaType: types.OCILayer, Annotations: map[string]string{
+		ann := map[string]string{
 			AnnotationTOCDigest:                     l.toc.String(),
 			estargz.StoreUncompressedSizeAnnotation: strconv.FormatInt(l.usize, 10),
-		}})
+		}
+		maps.Copy(ann, l.annotations)
+		out, err = mutate.Append(out, mutate.Addendum{Layer: l, MediaType: l.mt, Annotations: ann})
 		if err != nil {
 			return v1.Hash{}, err
 		}
@@ -77,6 +104,8 @@ type stargzLayer struct {
 	digest, diffID v1.Hash
 	toc            v1.Hash
 	size, usize    int64
+	mt             types.MediaType
+	annotations    map[string]string // the format's own
 }
 
 var _ v1.Layer = (*stargzLayer)(nil)
@@ -84,14 +113,19 @@ var _ v1.Layer = (*stargzLayer)(nil)
 func (l *stargzLayer) Digest() (v1.Hash, error)            { return l.digest, nil }
 func (l *stargzLayer) DiffID() (v1.Hash, error)            { return l.diffID, nil }
 func (l *stargzLayer) Size() (int64, error)                { return l.size, nil }
-func (l *stargzLayer) MediaType() (types.MediaType, error) { return types.OCILayer, nil }
+func (l *stargzLayer) MediaType() (types.MediaType, error) { return l.mt, nil }
 func (l *stargzLayer) Compressed() (io.ReadCloser, error)  { return os.Open(l.path) }
 func (l *stargzLayer) Uncompressed() (io.ReadCloser, error) {
 	f, err := os.Open(l.path)
 	if err != nil {
 		return nil, err
 	}
-	zr, err := gzip.NewReader(f)
+	var zr io.Reader
+	if l.mt == types.OCILayerZStd {
+		zr, err = zstd.NewReader(f, zstd.WithDecoderConcurrency(1))
+	} else {
+		zr, err = gzip.NewReader(f)
+	}
 	if err != nil {
 		f.Close()
 		return nil, err
@@ -103,7 +137,8 @@ func (l *stargzLayer) Uncompressed() (io.ReadCloser, error) {
 }
 func (l *stargzLayer) remove() { l.tmp.abort() }
 
-// estargzLayer builds layer i of img as eStargz into a temp file.
+// estargzLayer builds layer i of img as eStargz or zstd:chunked into a
+// temp file.
 func (s *Store) estargzLayer(ctx context.Context, img *Image, i int, opts ConvertOptions) (*stargzLayer, error) {
 	sr := io.NewSectionReader(layerAt{img, i}, 0, img.Layers[i].UncompressedSize)
 	bopts := []estargz.Option{estargz.WithContext(ctx)}
@@ -112,6 +147,11 @@ func (s *Store) estargzLayer(ctx context.Context, img *Image, i int, opts Conver
 	}
 	if opts.Level != 0 {
 		bopts = append(bopts, estargz.WithCompressionLevel(opts.Level))
+	}
+	mt, ann := types.OCILayer, map[string]string{}
+	if opts.Format == FormatZstdChunked {
+		mt = types.OCILayerZStd
+		bopts = append(bopts, estargz.WithCompression(zstdChunkedCompression(ann)))
 	}
 	blob, err := estargz.Build(sr, bopts...)
 	if err != nil {
@@ -138,7 +178,7 @@ func (s *Store) estargzLayer(ctx context.Context, img *Image, i int, opts Conver
 		t.abort()
 		return nil, fmt.Errorf("reading built digests: %v %v", err1, err2)
 	}
-	return &stargzLayer{tmp: t, path: t.f.Name(), digest: hw.sum(), diffID: diffID, toc: toc, size: hw.n, usize: usize}, nil
+	return &stargzLayer{tmp: t, path: t.f.Name(), digest: hw.sum(), diffID: diffID, toc: toc, size: hw.n, usize: usize, mt: mt, annotations: ann}, nil
 }
 
 // layerAt reads one layer's uncompressed stream of an Image.

@@ -156,12 +156,12 @@ func (p *pass) scan(br *bufio.Reader) (*tarindex.Result, error) {
 	if err != nil {
 		return nil, p.scanError(err)
 	}
-	res = hideEStargzArtifacts(res)
 	// The stream may go on after the end-of-archive marker; the diffID,
 	// the unpacked copy and the seek index cover all of it.
 	if _, err := io.Copy(io.Discard, ur); err != nil {
 		return nil, p.scanError(err)
 	}
+	res = hideZstdChunkedArtifacts(hideEStargzArtifacts(res), p.tarSize())
 	if p.seek, err = dec.seek(p.tarSize()); err != nil {
 		return nil, p.scanError(err)
 	}

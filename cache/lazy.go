@@ -117,8 +117,8 @@ func (s *Store) openLazyLayers(ctx context.Context, r *resolved, li *lazyImage, 
 			lp.report(StateCached)
 			continue
 		}
-		if _, ok := desc.Annotations[AnnotationTOCDigest]; ok && reg != nil && !noRange {
-			l, err := s.openLazyLayer(ctx, reg.ranges(desc), desc, diffID, lo)
+		if sp, ok := lazySpecOf(desc); ok && reg != nil && !noRange {
+			l, err := s.openLazyLayer(ctx, reg.ranges(desc), desc, diffID, sp, lo)
 			switch {
 			case err == nil:
 				for _, p := range lp.positions {

@@ -1,8 +1,6 @@
 package cache
 
 import (
-	"bytes"
-	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -42,11 +40,11 @@ func (l *lazyLayer) decode(i int, buf []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	zr, err := gzip.NewReader(bytes.NewReader(b))
+	zr, release, err := l.format.member(b)
 	if err != nil {
 		return nil, l.chunkError(i, err)
 	}
-	zr.Multistream(false)
+	defer release()
 	if _, err := io.CopyN(io.Discard, zr, c.inner); err != nil {
 		return nil, l.chunkError(i, err)
 	}

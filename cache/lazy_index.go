@@ -52,8 +52,9 @@ type lazyPiece struct {
 }
 
 // buildLazyIndex turns a verified TOC into a layer index, within lim.
-func buildLazyIndex(toc *estargz.JTOC, tocOffset, blobSize int64, lim Limits) (*lazyIndex, error) {
-	b := &lazyBuilder{x: &lazyIndex{tocOffset: tocOffset, blobSize: blobSize}, lim: lim, pieceAt: map[int64]int{}}
+// Entries the format says are its own (artifact) are hidden.
+func buildLazyIndex(toc *estargz.JTOC, tocOffset, blobSize int64, artifact func(string) bool, lim Limits) (*lazyIndex, error) {
+	b := &lazyBuilder{x: &lazyIndex{tocOffset: tocOffset, blobSize: blobSize}, lim: lim, artifact: artifact, pieceAt: map[int64]int{}}
 	if err := b.pieces(toc); err != nil {
 		return nil, err
 	}
@@ -69,9 +70,10 @@ func buildLazyIndex(toc *estargz.JTOC, tocOffset, blobSize int64, lim Limits) (*
 }
 
 type lazyBuilder struct {
-	x       *lazyIndex
-	lim     Limits
-	pieceAt map[int64]int // piece index by start
+	x        *lazyIndex
+	lim      Limits
+	artifact func(name string) bool
+	pieceAt  map[int64]int // piece index by start
 	// the regular file whose chunks are being read
 	file      *overlay.Entry
 	fileEnd   int64 // virtual offset where its data ends
@@ -119,7 +121,7 @@ func (b *lazyBuilder) add(te *estargz.TOCEntry) error {
 	if n := len(b.x.layer.Entries) + 1; b.lim.MaxEntries >= 0 && n > b.lim.MaxEntries {
 		return limitErrorf(LimitEntries, int64(b.lim.MaxEntries), "more than %d entries (%s)", b.lim.MaxEntries, LimitEntries)
 	}
-	hidden := estargzArtifact(te.Name)
+	hidden := b.artifact(te.Name)
 	if e.Type == overlay.TypeRegular {
 		e.Offset = b.x.size
 		if te.Size > 0 {
@@ -162,7 +164,7 @@ func (b *lazyBuilder) chunk(te *estargz.TOCEntry) error {
 		return fmt.Errorf("chunk offset %d (inner %d) goes backwards", te.Offset, te.InnerOffset)
 	}
 	b.lastBlobO = te.Offset
-	d, err := parseDigest(te.ChunkDigest)
+	d, err := parseDigest(chunkDigestOf(te, size == b.file.Size))
 	if err != nil {
 		return fmt.Errorf("chunk digest: %w", err)
 	}
@@ -175,6 +177,16 @@ func (b *lazyBuilder) chunk(te *estargz.TOCEntry) error {
 	b.x.pieces[p].chunks = append(b.x.pieces[p].chunks, len(b.x.chunks))
 	b.x.chunks = append(b.x.chunks, lazyChunk{vOff: b.fileEnd - b.file.Size + te.ChunkOffset, size: size, piece: p, inner: te.InnerOffset, digest: raw})
 	return nil
+}
+
+// chunkDigestOf is a chunk's digest: its own, or, for a file in one chunk
+// without one (containers/storage's zstd:chunked lists only the file's
+// digest then), the file's.
+func chunkDigestOf(te *estargz.TOCEntry, wholeFile bool) string {
+	if te.ChunkDigest == "" && te.Type == "reg" && wholeFile {
+		return te.Digest
+	}
+	return te.ChunkDigest
 }
 
 // finishFile checks that the current file's chunks covered it.

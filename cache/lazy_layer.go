@@ -1,8 +1,6 @@
 package cache
 
 import (
-	"bytes"
-	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -18,9 +16,10 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
-// ContentLazy: an eStargz layer read from its registry chunk by chunk as
-// files are read, each chunk checked against the TOC, kept in a partial
-// blob under ocifs/lazy until the whole blob is there.
+// ContentLazy: an eStargz or zstd:chunked layer read from its registry
+// chunk by chunk as files are read, each chunk checked against the TOC,
+// kept in a partial blob under ocifs/lazy until the whole blob is there.
+// (The value predates zstd:chunked and is kept for both.)
 const ContentLazy ContentKind = "estargz-lazy"
 
 // LazyOptions configure images read lazily from their registry (GetLazy).
@@ -57,13 +56,14 @@ func (o LazyOptions) withDefaults() LazyOptions {
 	return o
 }
 
-// lazyLayer is one eStargz layer being read from its registry. It is a
-// spanSource (one span per chunk), so reads go through the store's span
-// cache, with its singleflight and read-ahead.
+// lazyLayer is one eStargz or zstd:chunked layer being read from its
+// registry. It is a spanSource (one span per chunk), so reads go through
+// the store's span cache, with its singleflight and read-ahead.
 type lazyLayer struct {
 	s      *Store
 	desc   v1.Descriptor
 	diffID v1.Hash
+	format tocFormat
 	x      *lazyIndex
 	pb     *partialBlob
 	src    *rangeSource
@@ -80,15 +80,15 @@ type lazyLayer struct {
 
 var _ spanSource = (*lazyLayer)(nil)
 
-// openLazyLayer prepares an eStargz layer for lazy reading: its TOC from
-// the cache or with two Range requests (footer, then TOC), checked
-// against the manifest's annotation, and its partial blob.
-func (s *Store) openLazyLayer(ctx context.Context, src *rangeSource, desc v1.Descriptor, diffID v1.Hash, opts LazyOptions) (*lazyLayer, error) {
-	want, err := parseDigest(desc.Annotations[AnnotationTOCDigest])
+// openLazyLayer prepares a layer for lazy reading: its TOC from the cache
+// or with Range requests (see tocFormat.fetchTOC), checked against the
+// manifest's annotation, and its partial blob.
+func (s *Store) openLazyLayer(ctx context.Context, src *rangeSource, desc v1.Descriptor, diffID v1.Hash, sp lazySpec, opts LazyOptions) (*lazyLayer, error) {
+	want, err := parseDigest(desc.Annotations[sp.pinKey])
 	if err != nil {
-		return nil, errorf(ErrInvalidImage, "layer %s: annotation %s: %v", desc.Digest, AnnotationTOCDigest, err)
+		return nil, errorf(ErrInvalidImage, "layer %s: annotation %s: %v", desc.Digest, sp.pinKey, err)
 	}
-	x, tail, err := s.lazyTOC(ctx, src, desc, want)
+	x, tail, err := s.lazyTOC(ctx, src, desc, sp.format, want)
 	if err != nil {
 		return nil, err
 	}
@@ -97,7 +97,7 @@ func (s *Store) openLazyLayer(ctx context.Context, src *rangeSource, desc v1.Des
 		return nil, err
 	}
 	lctx, cancel := context.WithCancel(context.Background())
-	l := &lazyLayer{s: s, desc: desc, diffID: diffID, x: x, pb: pb, src: src, opts: opts.withDefaults(), ctx: lctx, cancel: cancel}
+	l := &lazyLayer{s: s, desc: desc, diffID: diffID, format: sp.format, x: x, pb: pb, src: src, opts: opts.withDefaults(), ctx: lctx, cancel: cancel}
 	if last := len(x.pieces) - 1; tail != nil && last >= 0 {
 		if run := pb.claim(last, 0); len(run) == 1 {
 			if err := pb.land(last, tail); err != nil {
@@ -111,49 +111,33 @@ func (s *Store) openLazyLayer(ctx context.Context, src *rangeSource, desc v1.Des
 
 // lazyTOC returns the layer's index from its TOC: the saved one if it
 // still matches the annotation, else fetched. tail is the blob's bytes
-// from the TOC on (TOC member and footer) when they were fetched now.
-func (s *Store) lazyTOC(ctx context.Context, src *rangeSource, desc v1.Descriptor, want v1.Hash) (x *lazyIndex, tail []byte, err error) {
+// from the TOC on (TOC and footer) when they were all fetched now.
+func (s *Store) lazyTOC(ctx context.Context, src *rangeSource, desc v1.Descriptor, f tocFormat, want v1.Hash) (x *lazyIndex, tail []byte, err error) {
 	if b, err := os.ReadFile(s.lazyPath(desc.Digest, ".toc")); err == nil && len(b) > 8 && sha256Hash(b[8:]) == want {
-		if toc, err := parseTOCJSON(b[8:]); err == nil {
-			x, err := buildLazyIndex(toc, int64(binary.BigEndian.Uint64(b)), desc.Size, s.limits)
+		if toc, err := f.parseTOC(b[8:], s.limits); err == nil {
+			x, err := buildLazyIndex(toc, int64(binary.BigEndian.Uint64(b)), desc.Size, f.artifact, s.limits)
 			if err != nil {
 				return nil, nil, fmt.Errorf("layer %s: %w", desc.Digest, err)
 			}
 			return x, nil, nil
 		}
 	}
-	foot, err := src.readRange(ctx, max(0, desc.Size-estargzFooterMax), desc.Size)
+	t, err := f.fetchTOC(ctx, src, desc.Size, s.limits)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("layer %s (%s): %w", desc.Digest, f, err)
 	}
-	tocOff, footSize, err := parseEStargzFooter(foot)
-	if err != nil || tocOff < 0 || tocOff >= desc.Size-footSize {
-		return nil, nil, errorf(ErrInvalidImage, "layer %s is annotated as eStargz but has no valid footer (%v)", desc.Digest, err)
+	if got := sha256Hash(t.pinned); got != want {
+		return nil, nil, mismatchf("layer %s: %s TOC hashes to %s, the manifest's annotation says %s", desc.Digest, f, got, want)
 	}
-	if n := desc.Size - footSize - tocOff; s.limits.MaxIndexMemory >= 0 && n > s.limits.MaxIndexMemory {
-		return nil, nil, limitErrorf(LimitIndexMemory, s.limits.MaxIndexMemory, "layer %s: TOC of %d bytes is over the limit of %d (%s)", desc.Digest, n, s.limits.MaxIndexMemory, LimitIndexMemory)
-	}
-	member, err := src.readRange(ctx, tocOff, desc.Size-footSize)
-	if err != nil {
-		return nil, nil, err
-	}
-	jsonMax := s.limits.MaxIndexMemory
-	if jsonMax < 0 {
-		jsonMax = 1 << 40
-	}
-	toc, raw, got, err := decodeTOC(member, jsonMax)
+	toc, err := f.parseTOC(t.pinned, s.limits)
 	if err != nil {
 		return nil, nil, errorf(ErrInvalidImage, "layer %s: %v", desc.Digest, err)
 	}
-	if got != want {
-		return nil, nil, mismatchf("layer %s: TOC hashes to %s, the manifest's annotation says %s", desc.Digest, got, want)
-	}
-	if x, err = buildLazyIndex(toc, tocOff, desc.Size, s.limits); err != nil {
+	if x, err = buildLazyIndex(toc, t.dataEnd, desc.Size, f.artifact, s.limits); err != nil {
 		return nil, nil, fmt.Errorf("layer %s: %w", desc.Digest, err)
 	}
-	s.saveTOC(desc.Digest, tocOff, raw)
-	tail = append(member, foot[len(foot)-int(footSize):]...)
-	return x, tail, nil
+	s.saveTOC(desc.Digest, t.dataEnd, t.pinned)
+	return x, t.tail, nil
 }
 
 // saveTOC keeps the verified TOC for later mounts; failing to is not an
@@ -241,11 +225,11 @@ func (l *lazyLayer) verifyPiece(i int, b []byte) error {
 	if len(chunks) == 0 {
 		return nil
 	}
-	zr, err := gzip.NewReader(bytes.NewReader(b))
+	zr, release, err := l.format.member(b)
 	if err != nil {
 		return l.chunkError(chunks[0], err)
 	}
-	zr.Multistream(false)
+	defer release()
 	var pos int64
 	for _, ci := range chunks {
 		c := l.x.chunks[ci]
@@ -265,10 +249,13 @@ func (l *lazyLayer) verifyPiece(i int, b []byte) error {
 	return nil
 }
 
+// chunkError reports a member that does not decode to its chunks: its
+// bytes are not those the TOC pins (corrupted on the way or on disk, or a
+// layer whose TOC lies), as a digest mismatch would say.
 func (l *lazyLayer) chunkError(ci int, err error) error {
 	c := l.x.chunks[ci]
 	p := l.x.pieces[c.piece]
-	return errorf(ErrInvalidImage, "layer %s: decoding the chunk at blob bytes %d-%d: %v", l.desc.Digest, p.start, p.end, err)
+	return mismatchf("layer %s: the %s member at blob bytes %d-%d does not decode to the TOC's chunk: %v", l.desc.Digest, l.format, p.start, p.end, err)
 }
 
 // enterNoRange switches to downloading the whole blob, with one notice.

@@ -84,6 +84,12 @@ func startLazyRegistry(t *testing.T) *lazyRegistry {
 // both references and the original's tree dump, from a full pull.
 func lazyFixture(t *testing.T, lr *lazyRegistry) (orig, conv string, want []string) {
 	t.Helper()
+	return lazyFixtureAs(t, lr, FormatEStargz)
+}
+
+// lazyFixtureAs is lazyFixture with the conversion in format f.
+func lazyFixtureAs(t *testing.T, lr *lazyRegistry, f ConvertFormat) (orig, conv string, want []string) {
+	t.Helper()
 	rnd := rand.New(rand.NewPCG(1, 2))
 	big := make([]byte, 3<<20+12345)
 	for i := range big {
@@ -105,7 +111,7 @@ func lazyFixture(t *testing.T, lr *lazyRegistry) (orig, conv string, want []stri
 	defer img.Close()
 	want = dumpImage(t, img)
 	conv = lr.addr + "/lazy/conv:v1"
-	_, err = s.ConvertEStargz(context.Background(), img, conv, ConvertOptions{ChunkSize: 1 << 20})
+	_, err = s.Convert(context.Background(), img, conv, ConvertOptions{ChunkSize: 1 << 20, Format: f})
 	must(t, err)
 	return orig, conv, want
 }

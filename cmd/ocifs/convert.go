@@ -11,15 +11,18 @@ import (
 func convertCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "convert",
-		Usage:     "push a copy of an image with its layers rewritten as eStargz, for 'ocifs mount --lazy'",
+		Usage:     "push a copy of an image with its layers rewritten as eStargz or zstd:chunked, for 'ocifs mount --lazy'",
 		ArgsUsage: "REF NEWREF",
 		Description: "Gets REF (from the cache, else pulled), rebuilds each layer as eStargz (gzip whose files can be\n" +
-			"fetched one by one, with a table of contents) and pushes the result to NEWREF, a registry reference.\n" +
-			"Each layer carries its TOC digest as the containerd.io/snapshot/stargz/toc.digest annotation, so that\n" +
-			"a lazy mount can check every chunk it fetches. The converted image merges to the same tree as REF.\n" +
+			"fetched one by one, with a table of contents) or, with --format zstd:chunked, as zstd:chunked (the\n" +
+			"same with zstd) and pushes the result to NEWREF, a registry reference. Each layer carries its TOC\n" +
+			"digest as the containerd.io/snapshot/stargz/toc.digest annotation (zstd:chunked layers also the\n" +
+			"io.containers.zstd-chunked.manifest-checksum and -position ones), so that a lazy mount can check\n" +
+			"every chunk it fetches. The converted image merges to the same tree as REF.\n" +
 			"Prints the new manifest digest.",
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "chunk-size", Usage: "split files into chunks of at most `BYTES` (default 4 MiB)"},
+			&cli.StringFlag{Name: "format", Value: string(cache.FormatEStargz), Usage: "layer format: `estargz` or zstd:chunked"},
 		},
 		Action: runConvert,
 	}
@@ -31,6 +34,10 @@ func runConvert(c *cli.Context) error {
 	}
 	if c.Int("chunk-size") < 0 {
 		return usagef("--chunk-size %d: give a positive size", c.Int("chunk-size"))
+	}
+	format := cache.ConvertFormat(c.String("format"))
+	if format != cache.FormatEStargz && format != cache.FormatZstdChunked {
+		return usagef("--format %q: give %s or %s", format, cache.FormatEStargz, cache.FormatZstdChunked)
 	}
 	g, err := getGlobals(c)
 	if err != nil {
@@ -45,7 +52,7 @@ func runConvert(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	d, err := store.ConvertEStargz(c.Context, img, c.Args().Get(1), cache.ConvertOptions{ChunkSize: c.Int("chunk-size")})
+	d, err := store.Convert(c.Context, img, c.Args().Get(1), cache.ConvertOptions{ChunkSize: c.Int("chunk-size"), Format: format})
 	if err != nil {
 		return err
 	}

@@ -11,11 +11,11 @@ import (
 	"github.com/ocifs/ocifs/cache"
 )
 
-// lazyFlags are mount's (and build's) flags for reading eStargz layers
-// from the registry as files are read.
+// lazyFlags are mount's (and build's) flags for reading eStargz and
+// zstd:chunked layers from the registry as files are read.
 func lazyFlags(background bool) []cli.Flag {
 	flags := []cli.Flag{
-		&cli.BoolFlag{Name: "lazy", Usage: "read eStargz layers from the registry as files are read, chunk by chunk, instead of downloading them first (other layers are downloaded as usual)"},
+		&cli.BoolFlag{Name: "lazy", Usage: "read eStargz and zstd:chunked layers from the registry as files are read, chunk by chunk, instead of downloading them first (other layers are downloaded as usual)"},
 		&cli.DurationFlag{Name: "lazy-timeout", Value: cache.DefaultLazyReadTimeout, Usage: "with --lazy: a read that waits this long for the registry fails with EIO (a later read tries again)"},
 	}
 	if background {
