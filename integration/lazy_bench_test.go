@@ -21,7 +21,11 @@ import (
 // a small file to be read, and the bytes that read fetched. Off unless
 // the variable is set (it moves the image's size through the registry
 // three times); results go to the test log (docs/BENCHMARKS.md).
-func TestLazyAcceptance(t *testing.T) {
+func TestLazyAcceptance(t *testing.T) { lazyAcceptance(t, "estargz") }
+
+// lazyAcceptance runs the acceptance benchmark on the image converted to
+// format (ocifs convert --format).
+func lazyAcceptance(t *testing.T, format string) {
 	mb, _ := strconv.Atoi(os.Getenv("OCIFS_LAZY_BENCH_MB"))
 	if mb <= 0 {
 		t.Skip("set OCIFS_LAZY_BENCH_MB=512 to run the lazy-pull acceptance benchmark")
@@ -30,9 +34,9 @@ func TestLazyAcceptance(t *testing.T) {
 	reg := testregistry.Start(t)
 	ref := reg.Repo("lazy-bench") + ":v1"
 	ti.Push(t, ti.Image(t, benchLayers(mb), ti.WithPlatform("linux/amd64")), ref)
-	mustOcifs(t, cacheEnv(t), "convert", ref, reg.Repo("lazy-bench")+":estargz")
+	mustOcifs(t, cacheEnv(t), "convert", "--format", format, ref, reg.Repo("lazy-bench")+":conv")
 	p := faultproxy.Start(t, reg.Addr)
-	conv := p.Addr + "/" + reg.Prefix() + "/lazy-bench:estargz"
+	conv := p.Addr + "/" + reg.Prefix() + "/lazy-bench:conv"
 	const rate = 20_000_000
 	p.SetRate(rate)
 
@@ -56,8 +60,8 @@ func TestLazyAcceptance(t *testing.T) {
 	}
 	fetched := blobBytesSent(p) - before - mounted
 	first := mount + read
-	t.Logf("lazy acceptance: image %d MiB of blobs at %d MB/s: full pull %v; ocifs mount --lazy %v (%d KiB: TOCs); small-file read %v (%d KiB); mount+read %.2f%% of the pull time, %.3f%% of the image's bytes",
-		image>>20, rate/1_000_000, full.Round(time.Millisecond), mount.Round(time.Millisecond), mounted>>10, read.Round(time.Millisecond), fetched>>10,
+	t.Logf("lazy acceptance (%s): image %d MiB of blobs at %d MB/s: full pull %v; ocifs mount --lazy %v (%d KiB: TOCs); small-file read %v (%d KiB); mount+read %.2f%% of the pull time, %.3f%% of the image's bytes",
+		format, image>>20, rate/1_000_000, full.Round(time.Millisecond), mount.Round(time.Millisecond), mounted>>10, read.Round(time.Millisecond), fetched>>10,
 		100*first.Seconds()/full.Seconds(), 100*float64(mounted+fetched)/float64(image))
 	if first > full/20 || mounted+fetched > image/50 {
 		t.Errorf("targets missed: first read after %v (limit %v), %d bytes fetched (limit %d)", first, full/20, mounted+fetched, image/50)

@@ -137,3 +137,7 @@ func requireSmallRead(t *testing.T, p *faultproxy.Proxy, dir, orig, file string)
 		t.Fatalf("%s reads %q, the original %q (%v)", file, got, want, err)
 	}
 }
+
+// TestLazyZstdAcceptance is TestLazyAcceptance on the zstd:chunked
+// conversion (same gate: OCIFS_LAZY_BENCH_MB).
+func TestLazyZstdAcceptance(t *testing.T) { lazyAcceptance(t, "zstd:chunked") }
