@@ -186,8 +186,13 @@ func hideEStargzArtifacts(res *tarindex.Result) *tarindex.Result {
 		strings.TrimPrefix(path.Clean("/"+es[len(es)-1].Name), "/") != estargz.TOCTarName {
 		return res
 	}
-	kept := es[:0:0]
-	for _, e := range es {
+	return dropEStargzArtifacts(res)
+}
+
+// dropEStargzArtifacts removes the entries estargzArtifact names.
+func dropEStargzArtifacts(res *tarindex.Result) *tarindex.Result {
+	kept := res.Layer.Entries[:0:0]
+	for _, e := range res.Layer.Entries {
 		if !estargzArtifact(e.Name) {
 			kept = append(kept, e)
 		}

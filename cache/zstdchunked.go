@@ -292,14 +292,7 @@ func hideZstdChunkedArtifacts(res *tarindex.Result, tarSize int64) *tarindex.Res
 	if len(es) == 0 || tarSize-entryDataEnd(es[len(es)-1]) >= 2*512 || !slices.ContainsFunc(es, isLandmark) {
 		return res
 	}
-	kept := es[:0:0]
-	for _, e := range es {
-		if !estargzArtifact(e.Name) {
-			kept = append(kept, e)
-		}
-	}
-	res.Layer.Entries = kept
-	return res
+	return dropEStargzArtifacts(res)
 }
 
 // isLandmark: a prefetch landmark as the estargz package writes it.
