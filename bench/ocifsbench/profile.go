@@ -32,6 +32,7 @@ func runProfile(args []string) error {
 	warm := fl.Bool("warm", false, "walk the mount ahead of mkfs (fusefs.WarmWalk, in process: profiling only), beside it")
 	warmFirst := fl.Bool("warmfirst", false, "with -cmd: walk the mount before running the command, timed alone")
 	command := fl.String("cmd", "", "instead of building, run this shell command with $MNT set to the mount")
+	modeName := fl.String("mode", "unpacked", "cache mode: unpacked or compact (compact: a 256 MiB span cache, as ocifs build uses)")
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
@@ -49,7 +50,11 @@ func runProfile(args []string) error {
 	}
 	t0 := time.Now()
 	ctx := context.Background()
-	store, err := cache.Open(*dir, cache.Options{})
+	mode, err := cache.ParseMode(*modeName)
+	if err != nil {
+		return err
+	}
+	store, err := cache.Open(*dir, cache.Options{Mode: mode, SpanCache: 256 << 20})
 	if err != nil {
 		return err
 	}
