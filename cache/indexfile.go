@@ -22,11 +22,14 @@ import (
 //	sha256 of header and payload (32 bytes)
 //
 // The header names the layer's diffID, so a file under the wrong name is
-// caught. Any change to the encoding bumps indexVersion: an index of
-// another version is rebuilt, never interpreted.
+// caught. Any change to the encoding, or to which entries of a stream the
+// index holds, bumps indexVersion: an index of another version is
+// rebuilt, never interpreted, and saved trees of another version are not
+// found (treeName) and pruned. Version 2: the estargz package's
+// zstd:chunked prefetch landmarks are hidden.
 const (
 	indexMagic      = "OCIFSIX\x00"
-	indexVersion    = 1
+	indexVersion    = 2
 	indexHeaderSize = 80
 )
 

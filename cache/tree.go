@@ -94,10 +94,11 @@ func (s *Store) treePathOf(diffIDs []v1.Hash) string {
 }
 
 // treeName is the file name of the saved tree of a layer stack: a hash of
-// the diffIDs in order and of overlay.TreeVersion.
+// the diffIDs in order, of overlay.TreeVersion and of indexVersion (a
+// tree merged from indexes of another version may hold other entries).
 func treeName(diffIDs []v1.Hash) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "ocifs merged tree v%d\n", overlay.TreeVersion)
+	fmt.Fprintf(h, "ocifs merged tree v%d index v%d\n", overlay.TreeVersion, indexVersion)
 	for _, d := range diffIDs {
 		h.Write([]byte(d.String() + "\n"))
 	}
