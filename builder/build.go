@@ -57,8 +57,8 @@ func Build(ctx context.Context, t *overlay.Tree, src, out string, opts Options) 
 	if err != nil {
 		return nil, err
 	}
-	defer work.remove()
-	b, err := newBuild(t, src, work.path, tools, opts)
+	defer work.Remove()
+	b, err := newBuild(t, src, work.Path, tools, opts)
 	if err != nil {
 		return nil, err
 	}

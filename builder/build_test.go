@@ -149,7 +149,7 @@ func TestWorkDirOfKilledBuildRemoved(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer running.remove()
+	defer running.Remove()
 	if _, err := os.Stat(stale); !os.IsNotExist(err) {
 		t.Errorf("a killed build's work dir survived: %v", err)
 	}
@@ -160,8 +160,8 @@ func TestWorkDirOfKilledBuildRemoved(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer second.remove()
-	if _, err := os.Stat(running.path); err != nil {
+	defer second.Remove()
+	if _, err := os.Stat(running.Path); err != nil {
 		t.Errorf("a running build's work dir was removed: %v", err)
 	}
 }

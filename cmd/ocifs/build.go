@@ -203,7 +203,7 @@ func buildImage(ctx context.Context, g *globals, img *cache.Image, req *buildReq
 	if err != nil {
 		return nil, err
 	}
-	defer tmp.remove()
+	defer tmp.Remove()
 	mnt := tmp.mountPoint()
 	m, err := startBuildMount(ctx, g, tree, img, mnt)
 	if err != nil {
