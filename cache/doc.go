@@ -191,7 +191,9 @@
 // stream: the data of its regular files back to back (lazyIndex). That
 // index is never stored under the diffID and a tree made from it is
 // never saved (Image.Tree merges afresh), since its offsets are not tar
-// offsets.
+// offsets. A TOC declaring a chunk over MaxChunkSize (64 MiB) or a
+// member over 80 MiB makes the layer pulled whole: a read holds one of
+// each in memory, and a TOC is pinned, not sane.
 //
 // Reads go through seekContent with one span per TOC chunk: a span's
 // decode fetches the compressed member holding it (a gzip member, or zstd

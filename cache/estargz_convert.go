@@ -18,12 +18,16 @@ import (
 	"github.com/klauspost/compress/zstd"
 )
 
+// MaxChunkSize is the largest ConvertOptions.ChunkSize: a lazy mount
+// pulls a layer with bigger chunks whole.
+const MaxChunkSize = 64 << 20
+
 // ConvertOptions configure Convert.
 type ConvertOptions struct {
 	// Format is what layers become (zero: FormatEStargz).
 	Format ConvertFormat
 	// ChunkSize is the most file bytes in one chunk (0: the estargz
-	// package's default, 4 MiB).
+	// package's default, 4 MiB), at most MaxChunkSize.
 	ChunkSize int
 	// Level is the gzip level (0: default), for eStargz only.
 	Level int
@@ -62,6 +66,9 @@ func (s *Store) Convert(ctx context.Context, img *Image, dst string, opts Conver
 	}
 	if opts.Format == "" {
 		opts.Format = FormatEStargz
+	}
+	if int64(opts.ChunkSize) > MaxChunkSize {
+		return v1.Hash{}, fmt.Errorf("chunk size %d is over %d, the largest chunk a lazy mount reads", opts.ChunkSize, MaxChunkSize)
 	}
 	if opts.Format != FormatEStargz && opts.Format != FormatZstdChunked {
 		return v1.Hash{}, fmt.Errorf("converting to %q: formats are %s and %s", opts.Format, FormatEStargz, FormatZstdChunked)

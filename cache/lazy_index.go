@@ -2,6 +2,7 @@ package cache
 
 import (
 	"fmt"
+	"math"
 	"path"
 	"slices"
 	"sort"
@@ -51,6 +52,18 @@ type lazyPiece struct {
 	chunks     []int
 }
 
+// Lazy reads hold one chunk decoded in memory and one member fetched in
+// memory at a time, so a TOC may not declare either of any size: a layer
+// whose chunks or members are bigger is pulled whole instead (its TOC is
+// signed by the manifest digest, but that says nothing of its sizes, and
+// a chunk of zeros declared as 60 GiB would otherwise be an allocation of
+// 60 GiB). The estargz writers' default chunk is 4 MiB. Variables for
+// tests.
+var (
+	maxLazyChunk int64 = MaxChunkSize // decompressed bytes of one chunk
+	maxLazyPiece int64 = 80 << 20     // compressed bytes of one member (or of the run before the first)
+)
+
 // buildLazyIndex turns a verified TOC into a layer index, within lim.
 // Entries the format says are its own (artifact) are hidden.
 func buildLazyIndex(toc *estargz.JTOC, tocOffset, blobSize int64, artifact func(string) bool, lim Limits) (*lazyIndex, error) {
@@ -97,6 +110,10 @@ func (b *lazyBuilder) pieces(toc *estargz.JTOC) error {
 	slices.Sort(cuts)
 	cuts = slices.Compact(cuts)
 	for i := 0; i+1 < len(cuts); i++ {
+		// The last piece, TOC and footer, is bounded by MaxIndexMemory.
+		if n := cuts[i+1] - cuts[i]; cuts[i] < b.x.tocOffset && n > maxLazyPiece {
+			return fmt.Errorf("blob bytes %d-%d hold no chunk boundary: %d bytes is over the %d a lazy read may fetch at once", cuts[i], cuts[i+1], n, maxLazyPiece)
+		}
 		b.pieceAt[cuts[i]] = len(b.x.pieces)
 		b.x.pieces = append(b.x.pieces, lazyPiece{start: cuts[i], end: cuts[i+1]})
 	}
@@ -125,6 +142,9 @@ func (b *lazyBuilder) add(te *estargz.TOCEntry) error {
 	if e.Type == overlay.TypeRegular {
 		e.Offset = b.x.size
 		if te.Size > 0 {
+			if te.Size > math.MaxInt64/2-b.x.size {
+				return fmt.Errorf("file data of more than %d bytes", int64(math.MaxInt64/2))
+			}
 			b.file, b.fileEnd, b.fileNext, b.hidden = &e, b.x.size+te.Size, 0, hidden
 			if !hidden {
 				b.x.size += te.Size
@@ -159,6 +179,9 @@ func (b *lazyBuilder) chunk(te *estargz.TOCEntry) error {
 	}
 	if te.ChunkOffset != b.fileNext || size <= 0 {
 		return fmt.Errorf("chunk at %d of %d bytes does not continue the file at %d", te.ChunkOffset, te.ChunkSize, b.fileNext)
+	}
+	if size > maxLazyChunk {
+		return fmt.Errorf("chunk at %d of %d bytes is over the %d a lazy read may decode at once", te.ChunkOffset, size, maxLazyChunk)
 	}
 	if te.Offset < b.lastBlobO || te.InnerOffset < 0 {
 		return fmt.Errorf("chunk offset %d (inner %d) goes backwards", te.Offset, te.InnerOffset)

@@ -356,3 +356,35 @@ func TestPruneLazyPartials(t *testing.T) {
 		t.Errorf("prune left lazy files nobody uses: %v", left)
 	}
 }
+
+// TestLazyBigChunksPullWhole checks that a layer whose TOC declares
+// chunks bigger than a lazy read may hold in memory is pulled whole (and
+// merges as before) instead of being read lazily, while the other layer
+// stays lazy.
+func TestLazyBigChunksPullWhole(t *testing.T) {
+	lr := startLazyRegistry(t)
+	_, conv, want := lazyFixture(t, lr) // 1 MiB chunks; big.bin in layer 0
+	defer func(c, p int64) { maxLazyChunk, maxLazyPiece = c, p }(maxLazyChunk, maxLazyPiece)
+	maxLazyChunk = 512 << 10
+	s := openStore(t, "")
+	img, err := s.GetLazy(context.Background(), conv, PullOptions{}, LazyOptions{})
+	must(t, err)
+	defer img.Close()
+	if img.Layers[0].Content == ContentLazy {
+		t.Fatal("a layer with chunks over maxLazyChunk is read lazily")
+	}
+	if img.Layers[1].Content != ContentLazy {
+		t.Fatalf("layer 1 (small chunks) is %s, want %s", img.Layers[1].Content, ContentLazy)
+	}
+	sameDump(t, "an image with a layer of big chunks", dumpImage(t, img), want)
+
+	maxLazyChunk, maxLazyPiece = 64<<20, 256<<10 // 1 MiB of random bytes does not compress
+	s2 := openStore(t, "")
+	img2, err := s2.GetLazy(context.Background(), conv, PullOptions{}, LazyOptions{})
+	must(t, err)
+	defer img2.Close()
+	if img2.Layers[0].Content == ContentLazy {
+		t.Fatal("a layer with members over maxLazyPiece is read lazily")
+	}
+	sameDump(t, "an image with a layer of big members", dumpImage(t, img2), want)
+}

@@ -21,7 +21,7 @@ func convertCommand() *cli.Command {
 			"every chunk it fetches. The converted image merges to the same tree as REF.\n" +
 			"Prints the new manifest digest.",
 		Flags: []cli.Flag{
-			&cli.IntFlag{Name: "chunk-size", Usage: "split files into chunks of at most `BYTES` (default 4 MiB)"},
+			&cli.IntFlag{Name: "chunk-size", Usage: "split files into chunks of at most `BYTES` (default 4 MiB, at most 64 MiB)"},
 			&cli.StringFlag{Name: "format", Value: string(cache.FormatEStargz), Usage: "layer format: `estargz` or zstd:chunked"},
 		},
 		Action: runConvert,
@@ -32,8 +32,8 @@ func runConvert(c *cli.Context) error {
 	if c.NArg() != 2 {
 		return usagef("convert takes REF NEWREF, got %d arguments", c.NArg())
 	}
-	if c.Int("chunk-size") < 0 {
-		return usagef("--chunk-size %d: give a positive size", c.Int("chunk-size"))
+	if n := c.Int("chunk-size"); n < 0 || int64(n) > cache.MaxChunkSize {
+		return usagef("--chunk-size %d: give a size from 1 to %d (a lazy mount pulls layers of bigger chunks whole)", n, cache.MaxChunkSize)
 	}
 	format := cache.ConvertFormat(c.String("format"))
 	if format != cache.FormatEStargz && format != cache.FormatZstdChunked {
