@@ -23,9 +23,10 @@ const (
 const forever = math.MaxUint32
 
 // LayerFiler is optionally implemented by the content reader given to
-// Mount. When a layer's uncompressed tar stream is a plain file, reads of
-// its non-sparse files are answered by splicing from that file, without
-// copying the bytes through this process.
+// Mount, offering a layer's uncompressed tar stream as a plain file to
+// splice reads from. Mount does not splice (see the note above spliceRead
+// in file.go); only the benchmarks turn it on (tuning.splice), to measure
+// it against copying.
 type LayerFiler interface {
 	LayerFile(layer int) (*os.File, bool)
 }
@@ -76,7 +77,7 @@ type tuning struct {
 	symlinkCache bool
 	enosys       bool // ENOSYS for FLUSH, LSEEK, and xattrs when there are none
 	// splice turns on splicing reads from the layers' plain files
-	// (LayerFiler). Off in Mount: see noSplice in file.go.
+	// (LayerFiler). Off in Mount: see the note above spliceRead in file.go.
 	splice bool
 }
 

@@ -93,8 +93,14 @@ func (p *prefetcher) listedUpTo(dir *overlay.Node, off uint64, nkids int) {
 	}
 }
 
-// sawRead records that the kernel asked for a file's bytes itself.
-func (p *prefetcher) sawRead(ino uint64) { setBit(p.read, ino) }
+// sawRead records that the kernel asked for a file's bytes itself. It
+// runs on every READ: the load spares a big file's later READs an atomic
+// write to a word the other handlers share.
+func (p *prefetcher) sawRead(ino uint64) {
+	if !testBit(p.read, ino) {
+		setBit(p.read, ino)
+	}
+}
 
 // run pushes until stop is closed.
 func (p *prefetcher) run(stop <-chan struct{}) {

@@ -47,7 +47,7 @@ type buildRequest struct {
 	Ref  string
 	Out  string // absolute
 	Opts builder.Options
-	Lazy lazyRequest // with --lazy the background fetch is always on: mkfs reads everything
+	Lazy lazyRequest // with --lazy the background fetch is always on (runBuild): mkfs reads everything
 }
 
 func parseBuildRequest(c *cli.Context) (*buildRequest, error) {
@@ -62,7 +62,6 @@ func parseBuildRequest(c *cli.Context) (*buildRequest, error) {
 	if r.Lazy, err = parseLazyRequest(c); err != nil {
 		return nil, err
 	}
-	r.Lazy.Background = r.Lazy.Lazy
 	o := &r.Opts
 	o.Headroom = c.Float64("headroom")
 	o.Inodes = c.Uint64("inodes")
@@ -131,12 +130,7 @@ func runBuild(c *cli.Context) error {
 		return err
 	}
 	show := newPhases(c.App.ErrWriter, isTerminal(c.App.ErrWriter))
-	var img *cache.Image
-	if req.Lazy.Lazy {
-		img, err = fetchLazy(c, g, req.Ref, req.Lazy)
-	} else {
-		img, err = fetchImage(c, g, 0, getImage(c, req.Ref))
-	}
+	img, err := req.Lazy.fetchImage(c, g, req.Ref)
 	if err != nil {
 		return err
 	}

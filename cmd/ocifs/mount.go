@@ -22,7 +22,8 @@ func mountCommand() *cli.Command {
 			"at DIR, an existing empty directory. Returns once the mount answers, leaving a server in\n" +
 			"the background; 'ocifs umount DIR' stops it. The mount is private to you unless\n" +
 			"--allow-other; inside it, the image's owners and modes are shown but not enforced.\n" +
-			"The background server logs nothing once mounted: use --foreground --debug to watch it.",
+			"Once mounted, the background server logs warnings (failed reads) to a file in the cache, named\n" +
+			"with --verbose: use --foreground --debug to watch every request.",
 		Flags: append([]cli.Flag{
 			&cli.BoolFlag{Name: "foreground", Aliases: []string{"f"}, Usage: "stay attached; Ctrl-C unmounts"},
 			&cli.BoolFlag{Name: "allow-other", Usage: "let other users in, enforcing the image's permissions (non-root: needs user_allow_other in /etc/fuse.conf)"},
@@ -108,13 +109,7 @@ func runMount(c *cli.Context) error {
 }
 
 func pullForMount(c *cli.Context, g *globals, req *mountRequest) error {
-	var img *cache.Image
-	var err error
-	if req.Lazy.Lazy {
-		img, err = fetchLazy(c, g, req.Ref, req.Lazy) // TOCs only; the server finds them in the cache
-	} else {
-		img, err = fetchImage(c, g, 0, getImage(c, req.Ref))
-	}
+	img, err := req.Lazy.fetchImage(c, g, req.Ref) // with --lazy, TOCs only; the server finds them in the cache
 	if err != nil {
 		return err
 	}

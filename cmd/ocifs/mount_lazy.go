@@ -57,11 +57,21 @@ func (r lazyRequest) options() cache.LazyOptions {
 	return cache.LazyOptions{ReadTimeout: r.Timeout}
 }
 
-// fetchLazy is fetchImage for --lazy: eStargz layers are only opened
-// (TOCs), the others pulled with per-layer bars on a terminal.
-func fetchLazy(c *cli.Context, g *globals, ref string, lr lazyRequest) (*cache.Image, error) {
+// get returns ref's image from s: with --lazy, eStargz and zstd:chunked
+// layers are only opened (TOCs) and the others pulled (GetLazy);
+// without, the stored image if complete, else pulled (Get).
+func (r lazyRequest) get(ctx context.Context, s *cache.Store, ref string, po cache.PullOptions) (*cache.Image, error) {
+	if r.Lazy {
+		return s.GetLazy(ctx, ref, po, r.options())
+	}
+	return s.Get(ctx, ref, po)
+}
+
+// fetchImage is the package's fetchImage for a command with the lazy
+// flags: get, with per-layer bars on a terminal.
+func (r lazyRequest) fetchImage(c *cli.Context, g *globals, ref string) (*cache.Image, error) {
 	return fetchImage(c, g, 0, func(s *cache.Store, po cache.PullOptions) (*cache.Image, error) {
-		return s.GetLazy(c.Context, ref, po, lr.options())
+		return r.get(c.Context, s, ref, po)
 	})
 }
 

@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sync"
 )
 
 // A background mount server has no terminal: it logs to a file in the
@@ -37,16 +36,15 @@ func openServerLog(cacheDir, dir string) io.Writer {
 	return &cappedWriter{w: f, left: maxServerLog}
 }
 
-// cappedWriter writes up to a budget, then silently drops.
+// cappedWriter writes up to a budget, then silently drops what does not
+// fit. It takes no lock: its one writer, the server's switchWriter,
+// already serializes writes.
 type cappedWriter struct {
-	mu   sync.Mutex // guards left
 	w    io.Writer
 	left int64
 }
 
 func (c *cappedWriter) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	if int64(len(p)) > c.left {
 		return len(p), nil
 	}

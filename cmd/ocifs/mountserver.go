@@ -255,13 +255,7 @@ func openMount(ctx context.Context, g *globals, req *mountRequest) (*openedMount
 	if err != nil {
 		return nil, err
 	}
-	get := store.Get
-	if req.Lazy.Lazy {
-		get = func(ctx context.Context, ref string, po cache.PullOptions) (*cache.Image, error) {
-			return store.GetLazy(ctx, ref, po, req.Lazy.options())
-		}
-	}
-	img, err := get(ctx, req.Ref, po)
+	img, err := req.Lazy.get(ctx, store, req.Ref, po)
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,9 @@
 package lockdir
 
 import (
+	"errors"
+	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,18 +25,40 @@ type Dir struct {
 
 // Create makes a directory in parent (os.MkdirTemp's rules: "" is the
 // temp directory) named prefix followed by random characters, and locks
-// it.
+// it. Until it is locked, another process's Sweep may take it for a dead
+// one's and remove it: Create then makes another.
 func Create(parent, prefix string) (*Dir, error) {
-	path, err := os.MkdirTemp(parent, prefix)
-	if err != nil {
-		return nil, err
+	for try := 0; ; try++ {
+		path, err := os.MkdirTemp(parent, prefix)
+		if err != nil {
+			return nil, err
+		}
+		f, err := lock(path, syscall.LOCK_EX)
+		switch {
+		case err == nil && stillThere(path, f):
+			return &Dir{Path: path, f: f}, nil
+		case err == nil: // locked after a Sweep removed it
+			f.Close()
+			err = fmt.Errorf("locking %s: removed by a sweep meanwhile", path)
+		case !errors.Is(err, fs.ErrNotExist): // not a Sweep's doing
+			os.RemoveAll(path)
+			return nil, err
+		}
+		if try == 2 {
+			return nil, err
+		}
 	}
-	f, err := lock(path, syscall.LOCK_EX)
+}
+
+// stillThere reports whether path still names the directory f is open on
+// (a Sweep that got its lock first has removed it).
+func stillThere(path string, f *os.File) bool {
+	a, err := os.Lstat(path)
 	if err != nil {
-		os.RemoveAll(path)
-		return nil, err
+		return false
 	}
-	return &Dir{Path: path, f: f}, nil
+	b, err := f.Stat()
+	return err == nil && os.SameFile(a, b)
 }
 
 // Remove deletes the directory and its contents, then lets go of the

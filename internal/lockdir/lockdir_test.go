@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"testing"
 )
 
@@ -75,5 +76,34 @@ func TestSweepKeepsHeld(t *testing.T) {
 	Sweep(parent, "x-", nil, func(p string, _ error) { t.Errorf("removed %s", p) })
 	if _, err := os.Stat(d.Path); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestStillThere: Create's check that the directory it locked was not
+// removed by another process's Sweep that locked it first.
+func TestStillThere(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "d")
+	if err := os.Mkdir(p, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f, err := lock(p, syscall.LOCK_EX)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if !stillThere(p, f) {
+		t.Fatal("stillThere is false for a directory still there")
+	}
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+	if stillThere(p, f) {
+		t.Error("stillThere is true for a removed directory")
+	}
+	if err := os.Mkdir(p, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if stillThere(p, f) {
+		t.Error("stillThere is true for another directory of the same name")
 	}
 }
