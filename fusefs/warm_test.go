@@ -9,7 +9,7 @@ import (
 	"testing"
 )
 
-// TestWarm checks that after Warm, walking the mount as mkfs.ext4 -d does
+// TestWarm checks that after WarmWalk, walking the mount as mkfs.ext4 -d does
 // (list each directory, lstat and readlink its entries) sends nothing.
 func TestWarm(t *testing.T) {
 	srv, mnt := mountImage(t, new(memImage).addLayer(
@@ -36,7 +36,7 @@ func TestWarm(t *testing.T) {
 		t.Fatal(err)
 	}
 	if s := srv.Stats().Sub(before); s.Total() != 0 {
-		t.Errorf("walking after Warm sent %v, want nothing", s)
+		t.Errorf("walking after WarmWalk sent %v, want nothing", s)
 	}
 }
 
@@ -46,9 +46,9 @@ func TestWarmStops(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if err := WarmWalk(ctx, mnt); !errors.Is(err, context.Canceled) {
-		t.Errorf("Warm with a cancelled context returned %v, want context.Canceled", err)
+		t.Errorf("WarmWalk with a cancelled context returned %v, want context.Canceled", err)
 	}
 	if s := srv.Stats(); s.ReadDirPlus != 0 {
-		t.Errorf("a cancelled Warm listed directories: %v", s)
+		t.Errorf("a cancelled WarmWalk listed directories: %v", s)
 	}
 }
