@@ -52,23 +52,8 @@ go build -o "$work/bin/ocifsbench" ./bench/ocifsbench
 go build -o "$work/bin/compactbench" ./bench/compactbench
 commit=$(git rev-parse --short HEAD)
 
-port=$((20000 + RANDOM % 30000))
-mkdir -p "$work/registry"
-cat >"$work/registry/config.yml" <<CONF
-version: 0.1
-log:
-  level: warn
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: $work/registry/storage
-http:
-  addr: 127.0.0.1:$port
-CONF
-docker-registry serve "$work/registry/config.yml" >"$work/registry/log" 2>&1 &
-regpid=$!
-for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$port/v2/" >/dev/null 2>&1 && break; sleep 0.1; done
+source bench/registry.sh
+start_registry "$work/registry"
 ref=127.0.0.1:$port/bench/debian:bookworm
 "$work/bin/ocifsbench" push "$rootfs" "$ref" >&2
 

@@ -96,38 +96,8 @@ if [ -z "$rootfs" ]; then
 fi
 
 # A loopback registry of our own, on a random free port (a few tries).
-regdir=$work/registry
-mkdir -p "$regdir"
-start_registry() {
-	port=$((20000 + RANDOM % 30000))
-	cat >"$regdir/config.yml" <<CONF
-version: 0.1
-log:
-  level: warn
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: $regdir/storage
-http:
-  addr: 127.0.0.1:$port
-CONF
-	docker-registry serve "$regdir/config.yml" >"$regdir/log" 2>&1 &
-	regpid=$!
-	for _ in $(seq 100); do
-		curl -fsS "http://127.0.0.1:$port/v2/" >/dev/null 2>&1 && return 0
-		kill -0 "$regpid" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill "$regpid" 2>/dev/null || true
-	wait "$regpid" 2>/dev/null || true
-	regpid=""
-	return 1
-}
-for attempt in 1 2 3 4 5; do
-	start_registry && break
-	[ "$attempt" -lt 5 ] || { cat "$regdir/log" >&2; die "docker-registry did not start"; }
-done
+source bench/registry.sh
+start_registry "$work/registry"
 
 ref=127.0.0.1:$port/bench/debian:bookworm
 echo "run.sh: pushing $rootfs as $ref" >&2

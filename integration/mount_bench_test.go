@@ -6,10 +6,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/ocifs/ocifs/internal/testenv"
 	ti "github.com/ocifs/ocifs/internal/testimage"
 )
 
@@ -70,16 +70,10 @@ func BenchmarkMountFirstStatCLI(b *testing.B) {
 
 // statusKiB reads a "Name:   N kB" line of /proc/PID/status.
 func statusKiB(b testing.TB, pid int, name string) int {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	b.Helper()
+	n, err := testenv.StatusKiB(pid, name)
 	if err != nil {
 		b.Fatal(err)
 	}
-	for _, l := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(l, name+":"); ok {
-			n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
-			return n
-		}
-	}
-	b.Fatalf("no %s in /proc/%d/status", name, pid)
-	return 0
+	return n
 }

@@ -91,7 +91,7 @@ func checkRefusesLiveMount(t *testing.T, ref, dir string, pid int) {
 	t.Helper()
 	_, stderr, code := runOcifs(t, nil, "mount", ref, dir)
 	checkFailure(t, "mount over a live mount", code, 1, stderr, "is already a mount point", "hint: unmount it first: ocifs umount "+dir)
-	if got := findServer(dir); got != pid {
+	if got := testenv.MountServer(dir); got != pid {
 		t.Errorf("server for %s: pid %d, want %d", dir, got, pid)
 	}
 	var st unix.Statfs_t
@@ -158,7 +158,7 @@ func TestKillMountParent(t *testing.T) {
 			return ch
 		},
 		"server started": func(t *testing.T, dir string) <-chan string {
-			return poll(t, "server started", func() bool { return findServer(dir) != 0 })
+			return poll(t, "server started", func() bool { return testenv.MountServer(dir) != 0 })
 		},
 		"mounted": func(t *testing.T, dir string) <-chan string {
 			return poll(t, "mounted", func() bool { return isMountPoint(dir) })
@@ -248,10 +248,10 @@ func killAt(t *testing.T, fired <-chan string, args ...string) (string, int) {
 func cleanUpAfterKill(t *testing.T, dir string) string {
 	t.Helper()
 	deadline := time.Now().Add(cmdTimeout())
-	for findServer(dir) != 0 && !isMountPoint(dir) && time.Now().Before(deadline) {
+	for testenv.MountServer(dir) != 0 && !isMountPoint(dir) && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	pid := findServer(dir)
+	pid := testenv.MountServer(dir)
 	if !isMountPoint(dir) {
 		if pid != 0 {
 			t.Fatalf("a mount server (pid %d) runs without a mount", pid)

@@ -12,6 +12,7 @@ import (
 	"github.com/ocifs/ocifs/cache"
 	"github.com/ocifs/ocifs/internal/fswalk"
 	"github.com/ocifs/ocifs/internal/oracle"
+	"github.com/ocifs/ocifs/internal/testenv"
 	ti "github.com/ocifs/ocifs/internal/testimage"
 	"github.com/ocifs/ocifs/internal/testregistry"
 	"github.com/ocifs/ocifs/overlay"
@@ -191,7 +192,7 @@ func rawRecords(t *testing.T, ref string, i int) []fswalk.Record {
 // serverPid finds the background server serving dir.
 func serverPid(t testing.TB, dir string) int {
 	t.Helper()
-	pid := findServer(dir)
+	pid := testenv.MountServer(dir)
 	if pid == 0 {
 		t.Fatalf("no mount server for %s", dir)
 	}

@@ -20,23 +20,6 @@ import (
 // Helpers for tests that kill processes and wait for them: reading
 // /proc, bounding calls that could hang on a dead mount.
 
-// findServer returns the pid of the background server serving dir, or 0.
-func findServer(dir string) int {
-	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-	for _, p := range procs {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			continue
-		}
-		args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
-		if len(args) > 2 && args[1] == "__mount-server" && args[len(args)-1] == dir {
-			pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
-			return pid
-		}
-	}
-	return 0
-}
-
 // procStat returns a process's state letter (R, S, D, Z, ...) and parent
 // pid; ok is false once the process is gone.
 func procStat(pid int) (state byte, ppid int, ok bool) {

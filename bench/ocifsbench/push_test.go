@@ -10,15 +10,18 @@ import (
 	"testing"
 )
 
-// TestRunScriptParses keeps bench/run.sh syntactically valid in CI, where
-// the benchmark itself never runs.
+// TestRunScriptParses keeps the bench scripts (run.sh, compact.sh and
+// the registry.sh they source) syntactically valid in CI, where the
+// benchmarks themselves never run.
 func TestRunScriptParses(t *testing.T) {
 	bash, err := exec.LookPath("bash")
 	if err != nil {
 		t.Skip("no bash on PATH")
 	}
-	if out, err := exec.Command(bash, "-n", "../run.sh").CombinedOutput(); err != nil {
-		t.Fatalf("bash -n bench/run.sh: %v\n%s", err, out)
+	for _, s := range []string{"run.sh", "compact.sh", "registry.sh"} {
+		if out, err := exec.Command(bash, "-n", "../"+s).CombinedOutput(); err != nil {
+			t.Fatalf("bash -n bench/%s: %v\n%s", s, err, out)
+		}
 	}
 }
 

@@ -7,11 +7,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/ocifs/ocifs/cache"
+	"github.com/ocifs/ocifs/internal/testenv"
 )
 
 // findFormat prints every field find knows of a path (lstat, readlink).
@@ -161,11 +161,12 @@ func (b *bench) mountAndWalk() error {
 			return err
 		}
 	}
-	pid := serverPid(b.mnt)
+	pid := testenv.MountServer(b.mnt)
 	if pid == 0 {
 		return fmt.Errorf("no mount server for %s", b.mnt)
 	}
-	b.add("server_vmhwm_mib", float64(statusKiB(pid, "VmHWM"))/1024)
+	hwm, _ := testenv.StatusKiB(pid, "VmHWM")
+	b.add("server_vmhwm_mib", float64(hwm)/1024)
 	return b.prefetchRead()
 }
 
@@ -204,34 +205,6 @@ func (b *bench) walk(name, dir string) error {
 	return nil
 }
 
-// serverPid finds the background server of the mount at dir.
-func serverPid(dir string) int {
-	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-	for _, p := range procs {
-		data, err := os.ReadFile(p)
-		if err != nil {
-			continue
-		}
-		args := strings.Split(strings.TrimRight(string(data), "\x00"), "\x00")
-		if len(args) > 2 && args[1] == "__mount-server" && args[len(args)-1] == dir {
-			pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
-			return pid
-		}
-	}
-	return 0
-}
-
-func statusKiB(pid int, name string) int {
-	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	for _, l := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(l, name+":"); ok {
-			n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
-			return n
-		}
-	}
-	return 0
-}
-
 // compactMode times a warm build and a full read with --cache-mode
 // compact (layers read from their compressed blobs), for comparison with
 // the default mode; no target applies.
@@ -253,8 +226,9 @@ func (b *bench) compactMode() error {
 	if _, err := b.timed("compact_read_mount", "tar -cf - -C %s . | wc -c", b.mnt); err != nil {
 		return err
 	}
-	if pid := serverPid(b.mnt); pid != 0 {
-		b.add("compact_server_vmhwm_mib", float64(statusKiB(pid, "VmHWM"))/1024)
+	if pid := testenv.MountServer(b.mnt); pid != 0 {
+		hwm, _ := testenv.StatusKiB(pid, "VmHWM")
+		b.add("compact_server_vmhwm_mib", float64(hwm)/1024)
 	}
 	return nil
 }

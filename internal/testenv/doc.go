@@ -9,4 +9,7 @@
 //
 // Every helper calls t.Helper, so the skip or failure points at the test
 // that needed the thing, not at this package.
+//
+// It also reads /proc for tests and benchmarks that watch a mount's
+// background server: MountServer finds its pid, StatusKiB its memory use.
 package testenv
