@@ -83,25 +83,15 @@ func (s *Store) openContent(digest, diffID v1.Hash, tarSize int64) (layerContent
 	if s.mode == ModeUnpacked {
 		return nil, copyErr
 	}
-	x, err := s.loadSeek(digest, diffID)
+	x, err := s.servingSeek(digest, diffID, tarSize, copyErr)
 	if err != nil {
-		return nil, fmt.Errorf("no unpacked copy (%v) and no seek index: %w", copyErr, err)
-	}
-	if x.tarSize != tarSize {
-		return nil, fmt.Errorf("seek index covers %d bytes, the layer index says %d", x.tarSize, tarSize)
-	}
-	if !x.servable() {
-		return nil, fmt.Errorf("no unpacked copy (%v), needed since a zstd frame holds %d bytes", copyErr, x.zs.maxSpan)
+		return nil, err
 	}
 	blob, err := os.Open(s.blobPath(digest))
 	if err != nil {
 		return nil, err
 	}
-	kind := ContentGzip
-	if x.zs != nil {
-		kind = ContentZstd
-	}
-	return newSeekContent(x.spans(blob), blob, s.spans, kind), nil
+	return newSeekContent(x.spans(blob), blob, s.spans, x.contentKind()), nil
 }
 
 // openSized opens path and checks that it holds size bytes.

@@ -77,7 +77,7 @@ func (s *Store) unpackedCopies(im *v1.IndexManifest) []unpackedCopy {
 				byDiff[diffID] = c
 				order = append(order, diffID)
 			}
-			if x, err := s.loadSeek(l.Digest, diffID); err != nil || !x.servable() || x.tarSize != c.size {
+			if _, err := s.servingSeek(l.Digest, diffID, c.size, nil); err != nil {
 				c.servable = false
 			}
 		}

@@ -63,8 +63,21 @@ func encodeIndex(diffID v1.Hash, tarSize int64, res *tarindex.Result) ([]byte, e
 	b = binary.BigEndian.AppendUint64(b, uint64(res.Whiteouts))
 	b = binary.BigEndian.AppendUint64(b, uint64(len(p)))
 	b = append(b, p...)
+	return seal(b), nil
+}
+
+// seal appends the sha256 of b, the trailer of index and seek files.
+func seal(b []byte) []byte {
 	sum := sha256.Sum256(b)
-	return append(b, sum[:]...), nil
+	return append(b, sum[:]...)
+}
+
+// unseal checks the sha256 trailer of a sealed file b (at least
+// sha256.Size bytes) and returns what precedes it.
+func unseal(b []byte) ([]byte, bool) {
+	body, sum := b[:len(b)-sha256.Size], b[len(b)-sha256.Size:]
+	got := sha256.Sum256(body)
+	return body, bytes.Equal(got[:], sum)
 }
 
 func appendString(b []byte, s string) []byte {
@@ -149,8 +162,8 @@ func decodeIndex(b []byte, diffID v1.Hash) (*overlay.Layer, indexHeader, error) 
 	if err != nil {
 		return nil, h, err
 	}
-	body, sum := b[:len(b)-sha256.Size], b[len(b)-sha256.Size:]
-	if got := sha256.Sum256(body); !bytes.Equal(got[:], sum) {
+	body, ok := unseal(b)
+	if !ok {
 		return nil, h, fmt.Errorf("%w: checksum mismatch", errBadIndex)
 	}
 	d := &indexDecoder{s: string(body[indexHeaderSize:])}

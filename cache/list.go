@@ -136,10 +136,7 @@ func (s *Store) describeLayer(l v1.Descriptor, diffID v1.Hash) LayerInfo {
 	case li.UnpackedSize == h.TarSize && exists(s.unpackedPath(diffID)):
 		li.Content = ContentUnpacked
 	case s.mode == ModeCompact && xerr == nil && x.servable() && x.tarSize == h.TarSize:
-		li.Content = ContentGzip
-		if x.zs != nil {
-			li.Content = ContentZstd
-		}
+		li.Content = x.contentKind()
 	case s.mode == ModeUnpacked:
 		li.Note = "no unpacked copy: made from the blob on next use"
 	}

@@ -74,16 +74,25 @@ func (s *Store) checkContent(mode Mode, digest, diffID v1.Hash, tarSize int64) e
 	if copyErr == nil || mode == ModeUnpacked {
 		return copyErr
 	}
+	_, err := s.servingSeek(digest, diffID, tarSize, copyErr)
+	return err
+}
+
+// servingSeek loads the seek index of a compressed layer whose unpacked
+// copy is unusable (copyErr says why) and checks that reads may go
+// through it: it covers tarSize bytes and, for zstd, no span is too long.
+// Errors do not name the layer: callers do.
+func (s *Store) servingSeek(digest, diffID v1.Hash, tarSize int64, copyErr error) (*seekIndex, error) {
 	x, err := s.loadSeek(digest, diffID)
 	switch {
 	case err != nil:
-		return fmt.Errorf("layer %s has neither an unpacked copy nor a seek index: %w", digest, err)
+		return nil, fmt.Errorf("neither an unpacked copy (%v) nor a seek index: %w", copyErr, err)
 	case x.tarSize != tarSize:
-		return fmt.Errorf("seek index of layer %s covers %d bytes, its index says %d", digest, x.tarSize, tarSize)
+		return nil, fmt.Errorf("seek index covers %d bytes, the layer index says %d", x.tarSize, tarSize)
 	case !x.servable():
-		return fmt.Errorf("layer %s needs an unpacked copy (a zstd frame holds %d bytes): %w", digest, x.zs.maxSpan, copyErr)
+		return nil, fmt.Errorf("an unpacked copy is needed, since a zstd frame holds %d bytes: %w", x.zs.maxSpan, copyErr)
 	}
-	return nil
+	return x, nil
 }
 
 func checkSize(path string, size int64, digest v1.Hash) error {

@@ -106,16 +106,11 @@ func (s *Store) Pull(ctx context.Context, ref string, po PullOptions) (*Image, e
 		return nil, err
 	}
 	want, explicit := po.platform()
-	sl, err := s.lockShared(ctx)
+	r, sl, err := s.resolveShared(ctx, spec, want, explicit)
 	if err != nil {
 		return nil, err
 	}
 	defer sl.Unlock()
-	s.cleanStaleTemps()
-	r, err := s.resolve(ctx, spec, want, explicit)
-	if err != nil {
-		return nil, err
-	}
 	defer r.src.close()
 	sm, err := ociManifest(r)
 	if err != nil {
@@ -135,6 +130,22 @@ func (s *Store) Pull(ctx context.Context, ref string, po PullOptions) (*Image, e
 	}
 	img.Stats = stats
 	return img, nil
+}
+
+// resolveShared takes the store's shared lock, removes stale temp files
+// and resolves spec: how Pull and GetLazy start. The caller unlocks.
+func (s *Store) resolveShared(ctx context.Context, spec *refSpec, want v1.Platform, explicit bool) (*resolved, *fileLock, error) {
+	sl, err := s.lockShared(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	s.cleanStaleTemps()
+	r, err := s.resolve(ctx, spec, want, explicit)
+	if err != nil {
+		sl.Unlock()
+		return nil, nil, err
+	}
+	return r, sl, nil
 }
 
 // fetchImage stores the config, every layer (in parallel) and last the
@@ -270,10 +281,7 @@ func (s *Store) layerCompleteIn(mode Mode, digest, diffID v1.Hash) error {
 	if err != nil {
 		return err
 	}
-	if _, _, err := decodeIndex(b, diffID); err != nil {
-		return err
-	}
-	h, err := parseIndexHeader(b, diffID, int64(len(b)))
+	_, h, err := decodeIndex(b, diffID)
 	if err != nil {
 		return err
 	}

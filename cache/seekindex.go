@@ -1,7 +1,6 @@
 package cache
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -60,6 +59,14 @@ func (x *seekIndex) kind() compression {
 	return zstded
 }
 
+// contentKind is how a layer read through x is served.
+func (x *seekIndex) contentKind() ContentKind {
+	if x.gz != nil {
+		return ContentGzip
+	}
+	return ContentZstd
+}
+
 // servable says whether reads may go through the index: always for gzip;
 // for zstd only when no span is too long (see zstdMaxSpan).
 func (x *seekIndex) servable() bool { return x.gz != nil || x.zs.seekable() }
@@ -87,8 +94,7 @@ func (x *seekIndex) encode() ([]byte, error) {
 	b = binary.BigEndian.AppendUint64(b, uint64(x.tarSize))
 	b = binary.BigEndian.AppendUint64(b, uint64(len(p)))
 	b = append(b, p...)
-	sum := sha256.Sum256(b)
-	return append(b, sum[:]...), nil
+	return seal(b), nil
 }
 
 // decodeSeek checks a whole seek file (header, names, checksum, payload
@@ -114,8 +120,8 @@ func decodeSeek(b []byte, digest, diffID v1.Hash) (*seekIndex, error) {
 	case x.tarSize < 0 || plen != uint64(len(b)-seekHeaderSize-sha256.Size):
 		return nil, fmt.Errorf("%w: file has %d bytes, header says %d", errBadSeek, len(b), seekHeaderSize+plen+sha256.Size)
 	}
-	body, sum := b[:len(b)-sha256.Size], b[len(b)-sha256.Size:]
-	if got := sha256.Sum256(body); !bytes.Equal(got[:], sum) {
+	body, ok := unseal(b)
+	if !ok {
 		return nil, fmt.Errorf("%w: checksum mismatch", errBadSeek)
 	}
 	if err := x.decodePayload(compression(binary.BigEndian.Uint32(b[12:])), body[seekHeaderSize:]); err != nil {

@@ -59,17 +59,11 @@ func (z *zstdSpans) bufSize(i int) int {
 	return int(end - start)
 }
 
+// decode decodes span i's frames into buf, which they fill exactly.
 func (z *zstdSpans) decode(i int, buf []byte) ([]byte, error) {
-	if err := z.decodeTo(i, buf); err != nil {
-		return nil, err
-	}
-	return buf, nil
-}
-
-func (z *zstdSpans) decodeTo(i int, buf []byte) error {
 	dec, err := zstdSpanDecoder()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	from, to := z.x.compressedRange(i)
 	sp := zstdScratch.Get().(*[]byte)
@@ -79,14 +73,14 @@ func (z *zstdSpans) decodeTo(i int, buf []byte) error {
 	}
 	comp := (*sp)[:to-from]
 	if _, err := z.blob.ReadAt(comp, from); err != nil {
-		return fmt.Errorf("reading zstd span %d at byte %d: %w", i, from, err)
+		return nil, fmt.Errorf("reading zstd span %d at byte %d: %w", i, from, err)
 	}
 	out, err := dec.DecodeAll(comp, buf[:0])
 	if err != nil {
-		return fmt.Errorf("decoding zstd span %d: %w", i, err)
+		return nil, fmt.Errorf("decoding zstd span %d: %w", i, err)
 	}
 	if len(out) != len(buf) || &out[0] != &buf[0] {
-		return fmt.Errorf("decoding zstd span %d: %d bytes, the seek index says %d", i, len(out), len(buf))
+		return nil, fmt.Errorf("decoding zstd span %d: %d bytes, the seek index says %d", i, len(out), len(buf))
 	}
-	return nil
+	return buf, nil
 }

@@ -7,19 +7,26 @@ import (
 	"testing"
 )
 
-// TestTreeIsSavedAndReused checks that a merged tree is saved, that a
-// later Tree call uses it without the indexes, and that a damaged one is
-// merged again and replaced.
-func TestTreeIsSavedAndReused(t *testing.T) {
+// pullThreeLayers pulls threeLayers into a new store from a registry; it
+// returns the store, the image (closed at the end of the test) and its ref.
+func pullThreeLayers(t *testing.T) (*Store, *Image, string) {
 	addr, _ := startRegistry(t)
 	img, _ := threeLayers(t)
 	ref := addr + "/tree:v1"
 	push(t, ref, img)
 	s := openStore(t, "")
-	ctx := context.Background()
-	ci, err := s.Pull(ctx, ref, PullOptions{})
+	ci, err := s.Pull(context.Background(), ref, PullOptions{})
 	must(t, err)
-	defer ci.Close()
+	t.Cleanup(func() { ci.Close() })
+	return s, ci, ref
+}
+
+// TestTreeIsSavedAndReused checks that a merged tree is saved, that a
+// later Tree call uses it without the indexes, and that a damaged one is
+// merged again and replaced.
+func TestTreeIsSavedAndReused(t *testing.T) {
+	s, ci, ref := pullThreeLayers(t)
+	ctx := context.Background()
 
 	first, err := ci.Tree(ctx, 0)
 	must(t, err)
@@ -68,15 +75,8 @@ func TestTreeIsSavedAndReused(t *testing.T) {
 // saved tree (and --repair removes it), and that prune keeps the trees of
 // stored images, prefixes included, and removes the others.
 func TestTreesVerifiedAndPruned(t *testing.T) {
-	addr, _ := startRegistry(t)
-	img, _ := threeLayers(t)
-	ref := addr + "/tree:v1"
-	push(t, ref, img)
-	s := openStore(t, "")
+	s, ci, _ := pullThreeLayers(t)
 	ctx := context.Background()
-	ci, err := s.Pull(ctx, ref, PullOptions{})
-	must(t, err)
-	defer ci.Close()
 	for _, n := range []int{0, 1} {
 		_, err := ci.Tree(ctx, n)
 		must(t, err)
