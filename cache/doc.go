@@ -210,9 +210,9 @@
 // ordinary layer pass over the assembled blob (digest, diffID, index,
 // seek index, unpacked copy per mode), removes the lazy files and, once
 // every layer is complete, records the image in index.json. Until then
-// Lookup and Get do not see the image; List, Verify and Prune do not know
-// ocifs/lazy (a partial blob whose mount died stays until a later lazy
-// mount of the image completes it).
+// Lookup and Get do not see the image. Verify does not know ocifs/lazy;
+// Usage counts it (DiskUsage.Lazy), and Prune removes the files of the
+// partial blobs no process holds (sweepLazy).
 //
 // What is verified when: the manifest by its digest (at resolve), the TOC
 // by the annotation (at open), each chunk by its TOC digest (at fetch and
@@ -237,9 +237,8 @@
 // outputs); they are recognized by a root landmark and the missing
 // end-of-archive blocks (hideZstdChunkedArtifacts), a rule on the tar
 // stream alone, as the index is keyed by diffID. containers/storage's
-// zstd:chunked stream is the original tar: nothing is hidden. An index
-// stored before that rule existed still shows the landmarks of such a
-// layer until it is rebuilt.
+// zstd:chunked stream is the original tar: nothing is hidden. Indexes
+// stored before that rule (version 1) are rebuilt (indexVersion).
 //
 // # Concurrency and crashes
 //

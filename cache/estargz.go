@@ -47,25 +47,21 @@ func parseEStargzFooter(tail []byte) (tocOffset, footerSize int64, err error) {
 	return 0, 0, fmt.Errorf("no eStargz footer (%s)", strings.Join(errs, "; "))
 }
 
-// isEStargzBlob reports whether a blob's last bytes are an eStargz footer
-// pointing inside the blob.
-func isEStargzBlob(tail []byte, blobSize int64) bool {
-	off, n, err := parseEStargzFooter(tail)
-	return err == nil && off >= 0 && off < blobSize-n
-}
-
 // estargzArtifact reports whether a tar entry of an eStargz layer is part
 // of the format rather than of the image: the TOC's own tar entry and the
 // prefetch landmarks, all at the root. ocifs hides them, as the stargz
 // snapshotter and containers/storage do, so that an image and its eStargz
 // conversion merge to the same tree, pulled whole or mounted lazily.
 func estargzArtifact(name string) bool {
-	switch strings.TrimPrefix(path.Clean("/"+name), "/") {
+	switch rootName(name) {
 	case estargz.TOCTarName, estargz.PrefetchLandmark, estargz.NoPrefetchLandmark:
 		return true
 	}
 	return false
 }
+
+// rootName is a tar entry's name cleaned, relative to the root.
+func rootName(name string) string { return strings.TrimPrefix(path.Clean("/"+name), "/") }
 
 // estargzFormat is eStargz: gzip members, the TOC a tar entry
 // (stargz.index.json) in a gzip member of its own after the last one, and
@@ -152,13 +148,11 @@ func parseTOCJSON(raw []byte) (*estargz.JTOC, error) {
 	return toc, nil
 }
 
-// parseDigest reads a "sha256:HEX" digest string.
+// parseDigest reads a "sha256:HEX" digest string (v1.NewHash checks the
+// hex and its length).
 func parseDigest(s string) (v1.Hash, error) {
 	h, err := v1.NewHash(s)
-	if err != nil || h.Algorithm != "sha256" || len(h.Hex) != 64 {
-		return v1.Hash{}, fmt.Errorf("bad digest %q", s)
-	}
-	if _, err := hex.DecodeString(h.Hex); err != nil {
+	if err != nil || h.Algorithm != "sha256" {
 		return v1.Hash{}, fmt.Errorf("bad digest %q", s)
 	}
 	return h, nil
@@ -183,7 +177,7 @@ func hexDigest(h string) ([sha256.Size]byte, error) {
 func hideEStargzArtifacts(res *tarindex.Result) *tarindex.Result {
 	es := res.Layer.Entries
 	if len(es) == 0 || es[len(es)-1].Type != overlay.TypeRegular ||
-		strings.TrimPrefix(path.Clean("/"+es[len(es)-1].Name), "/") != estargz.TOCTarName {
+		rootName(es[len(es)-1].Name) != estargz.TOCTarName {
 		return res
 	}
 	return dropEStargzArtifacts(res)

@@ -55,16 +55,11 @@ func (s *Store) GetLazy(ctx context.Context, ref string, po PullOptions, lo Lazy
 	if spec.kind == kindLayout || spec.kind == kindArchive {
 		return s.Get(ctx, ref, po)
 	}
-	sl, err := s.lockShared(ctx)
+	r, sl, err := s.resolveShared(ctx, spec, want, explicit)
 	if err != nil {
 		return nil, err
 	}
 	defer sl.Unlock()
-	s.cleanStaleTemps()
-	r, err := s.resolve(ctx, spec, want, explicit)
-	if err != nil {
-		return nil, err
-	}
 	img, err := s.openLazyImage(ctx, r, want, po, lo)
 	if err != nil {
 		return nil, fmt.Errorf("pulling %s lazily: %w", spec, err)

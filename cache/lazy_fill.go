@@ -73,7 +73,7 @@ func (l *lazyLayer) fill(ctx context.Context) error {
 				break
 			}
 			l.startWhole()
-			if err := l.waitChange(ctx, 0); err != nil {
+			if err := l.waitChange(ctx); err != nil {
 				return err
 			}
 			continue
@@ -82,7 +82,7 @@ func (l *lazyLayer) fill(ctx context.Context) error {
 			if l.pb.complete() {
 				break
 			}
-			if err := l.waitChange(ctx, 0); err != nil { // others' fetches in flight
+			if err := l.waitChange(ctx); err != nil { // others' fetches in flight
 				return err
 			}
 			i = 0
@@ -100,9 +100,9 @@ func (l *lazyLayer) fill(ctx context.Context) error {
 	return l.commit(ctx)
 }
 
-// waitChange waits for the partial blob to change (or d, if > 0).
-func (l *lazyLayer) waitChange(ctx context.Context, piece int) error {
-	_, _, changed := l.pb.state(piece)
+// waitChange waits for the partial blob to change.
+func (l *lazyLayer) waitChange(ctx context.Context) error {
+	_, _, changed := l.pb.state(0)
 	select {
 	case <-changed:
 		return nil

@@ -13,7 +13,7 @@ import (
 	"github.com/ocifs/ocifs/overlay"
 )
 
-// lazyIndex is an eStargz layer's index built from its TOC, with the map
+// lazyIndex is an eStargz or zstd:chunked layer's index built from its TOC, with the map
 // from file bytes to the blob's chunks.
 //
 // Offsets: the TOC does not say where a file's bytes sit in the layer's
@@ -290,7 +290,7 @@ func tocXattrs(e *overlay.Entry, xs map[string][]byte, lim Limits) error {
 	return nil
 }
 
-// spanOf returns the chunk holding virtual offset off.
+// chunkOf returns the chunk holding virtual offset off.
 func (x *lazyIndex) chunkOf(off int64) int {
 	i := sort.Search(len(x.chunks), func(i int) bool { return x.chunks[i].vOff+x.chunks[i].size > off })
 	return min(i, len(x.chunks)-1)

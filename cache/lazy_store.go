@@ -242,7 +242,7 @@ func (pb *partialBlob) flush() error {
 
 // mergeRanges sorts ranges and joins adjacent ones.
 func mergeRanges(rs [][2]int64) [][2]int64 {
-	sortRanges(rs)
+	slices.SortFunc(rs, func(a, b [2]int64) int { return cmp.Compare(a[0], b[0]) })
 	out := rs[:1]
 	for _, r := range rs[1:] {
 		if last := &out[len(out)-1]; r[0] == last[1] {
@@ -252,10 +252,6 @@ func mergeRanges(rs [][2]int64) [][2]int64 {
 		out = append(out, r)
 	}
 	return out
-}
-
-func sortRanges(rs [][2]int64) {
-	slices.SortFunc(rs, func(a, b [2]int64) int { return cmp.Compare(a[0], b[0]) })
 }
 
 // read returns piece i's bytes from the partial blob.
@@ -308,14 +304,11 @@ func (s *Store) sweepLazy(dryRun bool, rep *PruneReport) {
 }
 
 func (s *Store) sweepPartial(dir, hex string, dryRun bool, rep *PruneReport) {
-	f, err := os.Open(s.path(filepath.Join(dir, hex+".have")))
-	if err != nil {
-		return
+	l, ok, err := tryLockFile(s.path(filepath.Join(dir, hex+".have")), lockExclusive)
+	if err != nil || !ok {
+		return // gone, or a mount is reading it
 	}
-	defer f.Close()
-	if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil {
-		return // a mount is reading it
-	}
+	defer l.Unlock()
 	for _, ext := range []string{".blob", ".toc", ".have"} {
 		if p := filepath.Join(dir, hex+ext); fileExists(s.path(p)) {
 			s.remove(p, dryRun, rep)

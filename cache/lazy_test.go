@@ -97,7 +97,7 @@ func lazyFixtureAs(t *testing.T, lr *lazyRegistry, f ConvertFormat) (orig, conv 
 	}
 	var small []ti.Entry
 	for i := range 40 {
-		small = append(small, ti.File(fmt.Sprintf("etc/small/f%02d", i), strings.Repeat(fmt.Sprint(i), 100+i*37)))
+		small = append(small, ti.File(fmt.Sprintf("etc/small/f%02d", i), smallContent(i)))
 	}
 	l1 := ti.Layer(append([]ti.Entry{ti.Dir("etc"), ti.Dir("etc/small"), ti.File("big.bin", string(big), ti.Mode(0o600), ti.Owner(7, 8)),
 		ti.File("etc/motd", "hello\n", ti.Xattr("user.tag", []byte("blue"))), ti.Hardlink("etc/motd.link", "etc/motd"),
@@ -114,6 +114,73 @@ func lazyFixtureAs(t *testing.T, lr *lazyRegistry, f ConvertFormat) (orig, conv 
 	_, err = s.Convert(context.Background(), img, conv, ConvertOptions{ChunkSize: 1 << 20, Format: f})
 	must(t, err)
 	return orig, conv, want
+}
+
+// smallContent is what lazyFixtureAs writes in etc/small/fNN.
+func smallContent(i int) string { return strings.Repeat(fmt.Sprint(i), 100+i*37) }
+
+// getLazy opens ref lazily; the caller closes the image.
+func getLazy(t *testing.T, s *Store, ref string, lo LazyOptions) *Image {
+	t.Helper()
+	img, err := s.GetLazy(context.Background(), ref, PullOptions{}, lo)
+	must(t, err)
+	return img
+}
+
+// checkSmallRead reads etc/small/fNN of a lazy image and checks that it
+// fetched about one window, not the whole layer.
+func checkSmallRead(t *testing.T, img *Image, i int) {
+	t.Helper()
+	p0 := img.LazyProgress()
+	p := fmt.Sprintf("etc/small/f%02d", i)
+	b, err := readPath(img, p)
+	must(t, err)
+	if string(b) != smallContent(i) {
+		t.Fatalf("%s reads %q", p, b)
+	}
+	p1 := img.LazyProgress()
+	if got := p1.Fetched - p0.Fetched; got <= 0 || got > DefaultFetchWindow+(1<<20) || p1.Present >= p1.Total {
+		t.Fatalf("reading a small file fetched %d bytes (present %d of %d)", got, p1.Present, p1.Total)
+	}
+}
+
+// checkFetchAll fetches the rest of a lazy image and checks that it is
+// complete, still shows want, and is stored: Lookup finds it, not lazy,
+// with the same tree.
+func checkFetchAll(t *testing.T, s *Store, img *Image, what string, want []string) {
+	t.Helper()
+	must(t, img.FetchAll(context.Background()))
+	if p := img.LazyProgress(); p.Complete != p.Layers || p.Present != p.Total {
+		t.Fatalf("after FetchAll: %+v", p)
+	}
+	sameDump(t, what+" after the background fetch", dumpImage(t, img), want)
+	full, err := s.Lookup(img.Ref, HostPlatform())
+	must(t, err)
+	defer full.Close()
+	if full.Lazy() {
+		t.Fatal("the stored image is still lazy")
+	}
+	sameDump(t, what+" once stored", dumpImage(t, full), want)
+}
+
+// testLazyWithoutRange: a registry that ignores Range gets one notice
+// and the conversion to f is pulled whole, with the original's tree.
+func testLazyWithoutRange(t *testing.T, f ConvertFormat) {
+	lr := startLazyRegistry(t)
+	_, conv, want := lazyFixtureAs(t, lr, f)
+	var logs bytes.Buffer
+	s, err := Open(t.TempDir(), Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	must(t, err)
+	lr.mode.Store(regNoRange)
+	img := getLazy(t, s, conv, LazyOptions{})
+	defer img.Close()
+	if img.Lazy() {
+		t.Fatal("read lazily from a registry without Range support")
+	}
+	sameDump(t, "the image pulled without Range", dumpImage(t, img), want)
+	if n := strings.Count(logs.String(), "does not serve Range"); n != 1 {
+		t.Fatalf("%d notices about Range, want 1:\n%s", n, logs.String())
+	}
 }
 
 // dumpImage lists every path of the image's merged tree with its
@@ -170,9 +237,7 @@ func TestLazyEStargzMatchesPull(t *testing.T) {
 	lr := startLazyRegistry(t)
 	_, conv, want := lazyFixture(t, lr)
 	s := openStore(t, "")
-	ctx := context.Background()
-	img, err := s.GetLazy(ctx, conv, PullOptions{}, LazyOptions{})
-	must(t, err)
+	img := getLazy(t, s, conv, LazyOptions{})
 	defer img.Close()
 	if !img.Lazy() {
 		t.Fatal("the converted image is not read lazily")
@@ -182,44 +247,25 @@ func TestLazyEStargzMatchesPull(t *testing.T) {
 			t.Fatalf("layer %s served as %s", l.Digest, l.Content)
 		}
 	}
-	p0 := img.LazyProgress()
-	b, err := readPath(img, "etc/small/f03")
-	must(t, err)
-	if string(b) != strings.Repeat("3", 100+3*37) {
-		t.Fatalf("etc/small/f03 reads %q", b)
+	// doc.go: one Range request for the footer, one for the TOC.
+	if p := img.LazyProgress(); p.Requests != 2*int64(len(img.Layers)) {
+		t.Errorf("opening sent %d Range requests for %d layers, want two each", p.Requests, len(img.Layers))
 	}
-	p1 := img.LazyProgress()
-	if got := p1.Fetched - p0.Fetched; got <= 0 || got > DefaultFetchWindow+(1<<20) || p1.Present >= p1.Total {
-		t.Fatalf("reading a small file fetched %d bytes (present %d of %d)", got, p1.Present, p1.Total)
-	}
+	checkSmallRead(t, img, 3)
 	sameDump(t, "the lazy mount", dumpImage(t, img), want)
-	must(t, img.FetchAll(ctx))
-	if p := img.LazyProgress(); p.Complete != p.Layers || p.Present != p.Total {
-		t.Fatalf("after FetchAll: %+v", p)
-	}
-	sameDump(t, "the lazy image after the background fetch", dumpImage(t, img), want)
-	full, err := s.Lookup(img.Ref, HostPlatform())
-	must(t, err)
-	defer full.Close()
-	if full.Lazy() {
-		t.Fatal("the stored image is still lazy")
-	}
-	sameDump(t, "the converted image pulled whole", dumpImage(t, full), want)
+	checkFetchAll(t, s, img, "the lazy eStargz image", want)
 }
 
 func TestLazyResumesFromCache(t *testing.T) {
 	lr := startLazyRegistry(t)
 	_, conv, _ := lazyFixture(t, lr)
 	s := openStore(t, "")
-	ctx := context.Background()
-	img, err := s.GetLazy(ctx, conv, PullOptions{}, LazyOptions{})
-	must(t, err)
-	_, err = readPath(img, "big.bin")
+	img := getLazy(t, s, conv, LazyOptions{})
+	_, err := readPath(img, "big.bin")
 	must(t, err)
 	img.Close()
 	before := lr.hits.Load()
-	img, err = s.GetLazy(ctx, conv, PullOptions{}, LazyOptions{})
-	must(t, err)
+	img = getLazy(t, s, conv, LazyOptions{})
 	defer img.Close()
 	if n := lr.hits.Load() - before; n != 0 {
 		t.Fatalf("reopening sent %d Range requests; the TOCs are kept", n)
@@ -231,32 +277,14 @@ func TestLazyResumesFromCache(t *testing.T) {
 	}
 }
 
-func TestLazyWithoutRangeFallsBack(t *testing.T) {
-	lr := startLazyRegistry(t)
-	_, conv, want := lazyFixture(t, lr)
-	var logs bytes.Buffer
-	s, err := Open(t.TempDir(), Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	must(t, err)
-	lr.mode.Store(regNoRange)
-	img, err := s.GetLazy(context.Background(), conv, PullOptions{}, LazyOptions{})
-	must(t, err)
-	defer img.Close()
-	if img.Lazy() {
-		t.Fatal("read lazily from a registry without Range support")
-	}
-	sameDump(t, "the image pulled without Range", dumpImage(t, img), want)
-	if n := strings.Count(logs.String(), "does not serve Range"); n != 1 {
-		t.Fatalf("%d notices about Range, want 1:\n%s", n, logs.String())
-	}
-}
+func TestLazyWithoutRangeFallsBack(t *testing.T) { testLazyWithoutRange(t, FormatEStargz) }
 
 func TestLazyRegistryGoneThenBack(t *testing.T) {
 	lr := startLazyRegistry(t)
 	_, conv, _ := lazyFixture(t, lr)
 	s, err := Open(t.TempDir(), Options{Network: Network{Attempts: 2, Backoff: 50 * time.Millisecond}})
 	must(t, err)
-	img, err := s.GetLazy(context.Background(), conv, PullOptions{}, LazyOptions{ReadTimeout: 2 * time.Second})
-	must(t, err)
+	img := getLazy(t, s, conv, LazyOptions{ReadTimeout: 2 * time.Second})
 	defer img.Close()
 	lr.mode.Store(regDown)
 	start := time.Now()
@@ -273,7 +301,7 @@ func TestLazyRegistryGoneThenBack(t *testing.T) {
 	lr.mode.Store(regOK)
 	b, err := readPath(img, "etc/small/f07")
 	must(t, err)
-	if string(b) != strings.Repeat("7", 100+7*37) {
+	if string(b) != smallContent(7) {
 		t.Fatalf("etc/small/f07 reads %q", b)
 	}
 	_, err = readPath(img, "big.bin")
@@ -292,9 +320,7 @@ func TestLazyBadTOCAnnotationPullsWhole(t *testing.T) {
 	img.Close()
 	bad := lr.addr + "/lazy/conv:bad"
 	pushManifest(t, bad, &m)
-	s2 := openStore(t, "")
-	img2, err := s2.GetLazy(context.Background(), bad, PullOptions{}, LazyOptions{})
-	must(t, err)
+	img2 := getLazy(t, openStore(t, ""), bad, LazyOptions{})
 	defer img2.Close()
 	if img2.Layers[0].Content == ContentLazy {
 		t.Fatal("a layer whose TOC does not match its annotation is read lazily")
@@ -327,9 +353,8 @@ func TestPruneLazyPartials(t *testing.T) {
 	_, conv, _ := lazyFixture(t, lr)
 	s := openStore(t, "")
 	ctx := context.Background()
-	img, err := s.GetLazy(ctx, conv, PullOptions{}, LazyOptions{})
-	must(t, err)
-	_, err = readPath(img, "big.bin")
+	img := getLazy(t, s, conv, LazyOptions{})
+	_, err := readPath(img, "big.bin")
 	must(t, err)
 	if u := s.Usage(); u.Lazy == 0 {
 		t.Error("Usage does not count the partial blob")
@@ -366,9 +391,7 @@ func TestLazyBigChunksPullWhole(t *testing.T) {
 	_, conv, want := lazyFixture(t, lr) // 1 MiB chunks; big.bin in layer 0
 	defer func(c, p int64) { maxLazyChunk, maxLazyPiece = c, p }(maxLazyChunk, maxLazyPiece)
 	maxLazyChunk = 512 << 10
-	s := openStore(t, "")
-	img, err := s.GetLazy(context.Background(), conv, PullOptions{}, LazyOptions{})
-	must(t, err)
+	img := getLazy(t, openStore(t, ""), conv, LazyOptions{})
 	defer img.Close()
 	if img.Layers[0].Content == ContentLazy {
 		t.Fatal("a layer with chunks over maxLazyChunk is read lazily")
@@ -379,9 +402,7 @@ func TestLazyBigChunksPullWhole(t *testing.T) {
 	sameDump(t, "an image with a layer of big chunks", dumpImage(t, img), want)
 
 	maxLazyChunk, maxLazyPiece = 64<<20, 256<<10 // 1 MiB of random bytes does not compress
-	s2 := openStore(t, "")
-	img2, err := s2.GetLazy(context.Background(), conv, PullOptions{}, LazyOptions{})
-	must(t, err)
+	img2 := getLazy(t, openStore(t, ""), conv, LazyOptions{})
 	defer img2.Close()
 	if img2.Layers[0].Content == ContentLazy {
 		t.Fatal("a layer with members over maxLazyPiece is read lazily")

@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
-	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -297,7 +296,7 @@ func hideZstdChunkedArtifacts(res *tarindex.Result, tarSize int64) *tarindex.Res
 
 // isLandmark: a prefetch landmark as the estargz package writes it.
 func isLandmark(e overlay.Entry) bool {
-	switch strings.TrimPrefix(path.Clean("/"+e.Name), "/") {
+	switch rootName(e.Name) {
 	case estargz.PrefetchLandmark, estargz.NoPrefetchLandmark:
 		return e.Type == overlay.TypeRegular && e.Size == 1
 	}

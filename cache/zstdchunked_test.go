@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
-	"log/slog"
 	"maps"
 	"runtime"
 	"strings"
@@ -29,40 +28,21 @@ func TestLazyZstdChunkedMatchesPull(t *testing.T) {
 	lr := startLazyRegistry(t)
 	_, conv, want := lazyFixtureAs(t, lr, FormatZstdChunked)
 	s := openStore(t, "")
-	ctx := context.Background()
-	img, err := s.GetLazy(ctx, conv, PullOptions{}, LazyOptions{})
-	must(t, err)
+	img := getLazy(t, s, conv, LazyOptions{})
 	defer img.Close()
 	for _, l := range img.Layers {
 		if l.Content != ContentLazy || l.MediaType != types.OCILayerZStd {
 			t.Fatalf("layer %s (%s) served as %s", l.Digest, l.MediaType, l.Content)
 		}
 	}
-	p0 := img.LazyProgress()
-	if p0.Requests != int64(len(img.Layers)) {
-		t.Errorf("opening sent %d Range requests for %d layers, want one each", p0.Requests, len(img.Layers))
+	if p := img.LazyProgress(); p.Requests != int64(len(img.Layers)) {
+		t.Errorf("opening sent %d Range requests for %d layers, want one each", p.Requests, len(img.Layers))
 	}
-	b, err := readPath(img, "etc/small/f05")
-	must(t, err)
-	if string(b) != strings.Repeat("5", 100+5*37) {
-		t.Fatalf("etc/small/f05 reads %q", b)
-	}
-	p1 := img.LazyProgress()
-	if got := p1.Fetched - p0.Fetched; got <= 0 || got > DefaultFetchWindow+(1<<20) || p1.Present >= p1.Total {
-		t.Fatalf("reading a small file fetched %d bytes (present %d of %d)", got, p1.Present, p1.Total)
-	}
+	checkSmallRead(t, img, 5)
 	sameDump(t, "the lazy zstd:chunked mount", dumpImage(t, img), want)
-	must(t, img.FetchAll(ctx))
-	if p := img.LazyProgress(); p.Complete != p.Layers || p.Present != p.Total {
-		t.Fatalf("after FetchAll: %+v", p)
-	}
-	sameDump(t, "the lazy zstd:chunked image after the background fetch", dumpImage(t, img), want)
-	full, err := s.Lookup(img.Ref, HostPlatform())
-	must(t, err)
-	defer full.Close()
-	sameDump(t, "the zstd:chunked image once stored", dumpImage(t, full), want)
+	checkFetchAll(t, s, img, "the lazy zstd:chunked image", want)
 
-	pulled, err := openStore(t, "").Pull(ctx, conv, PullOptions{})
+	pulled, err := openStore(t, "").Pull(context.Background(), conv, PullOptions{})
 	must(t, err)
 	defer pulled.Close()
 	sameDump(t, "the zstd:chunked conversion pulled whole", dumpImage(t, pulled), want)
@@ -75,8 +55,7 @@ func TestLazyZstdChunkedCorruptChunk(t *testing.T) {
 	_, conv, _ := lazyFixtureAs(t, lr, FormatZstdChunked)
 	s, err := Open(t.TempDir(), Options{Network: Network{Attempts: 2, Backoff: 50 * time.Millisecond}})
 	must(t, err)
-	img, err := s.GetLazy(context.Background(), conv, PullOptions{}, LazyOptions{ReadTimeout: 2 * time.Second})
-	must(t, err)
+	img := getLazy(t, s, conv, LazyOptions{ReadTimeout: 2 * time.Second})
 	defer img.Close()
 	lr.mode.Store(regCorrupt)
 	if _, err := readPath(img, "big.bin"); !errors.Is(err, ErrDigestMismatch) {
@@ -92,24 +71,7 @@ func TestLazyZstdChunkedCorruptChunk(t *testing.T) {
 
 // TestLazyZstdChunkedWithoutRange: a registry that ignores Range gets one
 // notice and the zstd:chunked image is pulled whole, with the same tree.
-func TestLazyZstdChunkedWithoutRange(t *testing.T) {
-	lr := startLazyRegistry(t)
-	_, conv, want := lazyFixtureAs(t, lr, FormatZstdChunked)
-	var logs bytes.Buffer
-	s, err := Open(t.TempDir(), Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	must(t, err)
-	lr.mode.Store(regNoRange)
-	img, err := s.GetLazy(context.Background(), conv, PullOptions{}, LazyOptions{})
-	must(t, err)
-	defer img.Close()
-	if img.Lazy() {
-		t.Fatal("read lazily from a registry without Range support")
-	}
-	sameDump(t, "the zstd:chunked image pulled without Range", dumpImage(t, img), want)
-	if n := strings.Count(logs.String(), "does not serve Range"); n != 1 {
-		t.Fatalf("%d notices about Range, want 1:\n%s", n, logs.String())
-	}
-}
+func TestLazyZstdChunkedWithoutRange(t *testing.T) { testLazyWithoutRange(t, FormatZstdChunked) }
 
 // TestLazyZstdChunkedPins: each annotation that can pin the TOC is
 // enough on its own (the TOC JSON's digest, the compressed TOC's checksum
@@ -148,8 +110,7 @@ func TestLazyZstdChunkedPins(t *testing.T) {
 			}
 			ref := lr.addr + "/lazy/conv:" + tc.name
 			pushManifest(t, ref, &m2)
-			got, err := openStore(t, "").GetLazy(context.Background(), ref, PullOptions{}, LazyOptions{})
-			must(t, err)
+			got := getLazy(t, openStore(t, ""), ref, LazyOptions{})
 			defer got.Close()
 			if got.Lazy() != tc.lazy {
 				t.Fatalf("read lazily: %v, want %v", got.Lazy(), tc.lazy)
