@@ -61,14 +61,15 @@ type spanKey struct {
 }
 
 type spanEntry struct {
-	key  spanKey
-	buf  []byte // the buffer decoded into (accounted and recycled)
-	data []byte // the span's bytes, inside buf
-	err  error
-	done chan struct{} // closed once data or err is set
-	elem *list.Element // while in lru
-	refs int           // pins: the decoder and readers copying
-	gone bool          // out of the cache: recycle data at refs == 0
+	key   spanKey
+	buf   []byte // the buffer decoded into (accounted and recycled)
+	data  []byte // the span's bytes, inside buf
+	err   error
+	done  chan struct{} // closed once data or err is set
+	elem  *list.Element // while in lru
+	refs  int           // pins: the decoder and readers copying
+	gone  bool          // out of the cache: recycle data at refs == 0
+	ahead bool          // decoded by read-ahead
 }
 
 // maxFree is how many evicted buffers are kept for reuse.
@@ -105,32 +106,41 @@ type decodeFunc func(buf []byte) ([]byte, error)
 
 // read calls use with span key's bytes, decoding them into a buffer of
 // size bytes first unless they are cached or being decoded. use must not
-// keep the slice.
+// keep the slice. A reader that waited for a read-ahead decode that
+// failed decodes the span itself: the failure belongs to a speculative
+// attempt, perhaps made under conditions that no longer hold (a lazy
+// layer's registry that has since recovered), not to this read.
 func (c *spanCache) read(key spanKey, size int, decode decodeFunc, use func([]byte)) error {
-	c.mu.Lock()
-	e, ok := c.m[key]
-	if ok {
-		e.refs++
-		if e.elem != nil {
-			c.lru.MoveToFront(e.elem)
-			c.stats.hits.Add(1)
+	for {
+		c.mu.Lock()
+		e, ok := c.m[key]
+		if ok {
+			e.refs++
+			if e.elem != nil {
+				c.lru.MoveToFront(e.elem)
+				c.stats.hits.Add(1)
+			} else {
+				c.stats.waits.Add(1)
+			}
+			c.mu.Unlock()
+			<-e.done
 		} else {
-			c.stats.waits.Add(1)
+			e = c.start(key)
+			c.stats.misses.Add(1)
+			c.mu.Unlock()
+			c.fill(e, size, decode)
 		}
-		c.mu.Unlock()
-		<-e.done
-	} else {
-		e = c.start(key)
-		c.stats.misses.Add(1)
-		c.mu.Unlock()
-		c.fill(e, size, decode)
+		if e.err != nil && ok && e.ahead {
+			c.unpin(e)
+			continue // the failed entry left the map: the next pass decodes
+		}
+		defer c.unpin(e)
+		if e.err != nil {
+			return e.err
+		}
+		use(e.data)
+		return nil
 	}
-	defer c.unpin(e)
-	if e.err != nil {
-		return e.err
-	}
-	use(e.data)
-	return nil
 }
 
 // readAhead queues key for decoding in the background unless it is
@@ -178,6 +188,7 @@ func (c *spanCache) readAheadWorker() {
 			continue
 		}
 		e := c.start(j.key)
+		e.ahead = true
 		c.mu.Unlock()
 		c.fill(e, j.size, j.decode)
 		c.unpin(e)

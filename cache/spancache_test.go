@@ -1,9 +1,11 @@
 package cache
 
 import (
+	"errors"
 	"io"
 	"sync"
 	"testing"
+	"time"
 )
 
 // TestSpanCacheSingleflight: concurrent misses on one span decode it once.
@@ -50,6 +52,49 @@ func TestSpanCacheSingleflight(t *testing.T) {
 	}
 	if err := c.read(spanKey{1, 1}, 10, func(b []byte) ([]byte, error) { return b, nil }, func([]byte) {}); err != nil {
 		t.Errorf("decode after a failure: %v", err)
+	}
+}
+
+// TestSpanCacheReadAheadFailure: a reader that waits for a read-ahead
+// decode that then fails decodes the span itself and gets its bytes (the
+// CI failure this guards: a lazy layer's read-ahead started while the
+// registry served corrupt bytes failed a read made after it recovered).
+func TestSpanCacheReadAheadFailure(t *testing.T) {
+	c := newSpanCache(8 << 20)
+	gate := make(chan struct{})
+	failed := errors.New("speculative decode failed")
+	key := spanKey{1, 0}
+	if !c.readAhead(key, 10, func([]byte) ([]byte, error) { <-gate; return nil, failed }) {
+		t.Fatal("read-ahead refused")
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		c.mu.Lock()
+		_, started := c.m[key]
+		c.mu.Unlock()
+		if started {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("read-ahead did not start")
+		}
+	}
+	res := make(chan error)
+	go func() {
+		res <- c.read(key, 10, func(b []byte) ([]byte, error) { copy(b, "0123456789"); return b, nil }, func(b []byte) {
+			if string(b) != "0123456789" {
+				t.Errorf("read %q", b)
+			}
+		})
+	}()
+	for c.stats.waits.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	close(gate)
+	if err := <-res; err != nil {
+		t.Fatalf("read after a failed read-ahead: %v", err)
+	}
+	if m := c.stats.misses.Load(); m != 1 {
+		t.Errorf("%d misses, want 1 (the reader's own decode)", m)
 	}
 }
 
