@@ -369,7 +369,7 @@ func TestReadAheadSkipsDeadSpans(t *testing.T) {
 	sc := img.content[0].(*seekContent)
 	for _, i := range []int{0, 1, 5} {
 		start, end := sc.src.spanBounds(i)
-		sc.markLive(start+10, end-start-20)
+		sc.markLive(start+10, end-start-20, false)
 	}
 	img.ReadLayerAt(0, make([]byte, 10), 0)
 	if n := s.spans.stats.readAheads.Load(); n != 2 {

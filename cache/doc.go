@@ -114,7 +114,16 @@
 // that hold live data (Image.Tree marks the spans with data of the merged
 // tree's files; what later layers delete is never decoded ahead) are
 // queued and decoded by at most GOMAXPROCS-1 goroutines, which end when
-// the queue is empty. Image.Close drops the image's spans.
+// the queue is empty. The first tree Image.Tree makes also counts, per
+// span, the bytes of its files' data: a span leaves the cache once they
+// have all been read (the kernel's page cache holds them then), so its
+// buffer is reused instead of the process growing by a span; a range
+// read twice counts twice, so a span may leave early and be decoded
+// again, a cost in time only. A second tree over the same Image turns the
+// counting off. Image.DecodeAhead (ocifs build) decodes a tree's spans in
+// the order its walk reads the files, in one goroutine, at most 32 MiB
+// ahead of the readers, in place of the read-ahead above. Image.Close
+// drops the image's spans.
 //
 // # Seek indexes
 //

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync/atomic"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -29,8 +30,9 @@ type Image struct {
 	Stats PullStats
 
 	store   *Store
-	content []layerContent // per layer (see content.go)
-	lazy    *lazyImage     // nil unless some layers are read lazily (lazy.go)
+	content []layerContent               // per layer (see content.go)
+	lazy    *lazyImage                   // nil unless some layers are read lazily (lazy.go)
+	marked  atomic.Pointer[overlay.Tree] // the first tree markLive saw
 }
 
 // Layer describes one layer of an Image.

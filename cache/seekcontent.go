@@ -53,6 +53,18 @@ type seekContent struct {
 	// a tree is made (hasLive false) every span counts as live.
 	live    spanSet
 	hasLive atomic.Bool
+	// remain has, per span, the bytes of the tree's file data in it that
+	// no ReadAt has read yet; counting says it is kept (exactly one tree
+	// was marked: see Image.markLive). A span whose count reaches zero
+	// is dropped from the span cache (consume): the kernel's page cache
+	// holds what was read, and the buffer is reused instead of the
+	// process growing by one per span.
+	remain   []atomic.Int64
+	counting atomic.Bool
+	// ahead is set while Image.DecodeAhead decodes this layer's spans in
+	// the order the tree's files will be read; noteRead's read-ahead
+	// stands aside meanwhile (two decoders on two CPUs slow the build).
+	ahead atomic.Bool
 }
 
 // spanSet is a bit set of spans, safe for concurrent use.
@@ -72,7 +84,7 @@ var _ layerContent = (*seekContent)(nil)
 
 func newSeekContent(src spanSource, blob *os.File, c *spanCache, kind ContentKind) *seekContent {
 	n := src.numSpans()
-	return &seekContent{src: src, blob: blob, cache: c, id: c.newID(), kind: kind, seen: newSpanSet(n), live: newSpanSet(n)}
+	return &seekContent{src: src, blob: blob, cache: c, id: c.newID(), kind: kind, seen: newSpanSet(n), live: newSpanSet(n), remain: make([]atomic.Int64, n)}
 }
 
 func (c *seekContent) File() *os.File    { return nil }
@@ -86,15 +98,40 @@ func (c *seekContent) Close() error {
 }
 
 // markLive records that the uncompressed range [off, off+n) holds file
-// data a tree serves.
-func (c *seekContent) markLive(off, n int64) {
-	if n <= 0 || off >= c.src.size() {
-		return
-	}
-	for i := c.src.spanOf(off); i <= c.src.spanOf(min(off+n, c.src.size())-1); i++ {
+// data a tree serves, and counts its bytes per span if count is set.
+func (c *seekContent) markLive(off, n int64, count bool) {
+	first, last, end := c.spansOf(off, n)
+	for i := first; i <= last; i++ {
 		c.live.add(i)
+		if count {
+			start, stop := c.src.spanBounds(i)
+			c.remain[i].Add(min(end, stop) - max(off, start))
+		}
 	}
 	c.hasLive.Store(true)
+}
+
+// spansOf returns the spans that hold the range [off, off+n) of the
+// stream, clipped to its end (first > last when none do).
+func (c *seekContent) spansOf(off, n int64) (first, last int, end int64) {
+	end = min(off+n, c.src.size())
+	if n <= 0 || off < 0 || off >= end {
+		return 0, -1, end
+	}
+	return c.src.spanOf(off), c.src.spanOf(end - 1), end
+}
+
+// consume counts k bytes read from span i, and drops the span from the
+// cache once all its live bytes were read. A range read twice counts
+// twice: the span may then go early and be decoded again if read again,
+// which costs time, never correctness.
+func (c *seekContent) consume(i int, k int64) {
+	if !c.counting.Load() || k <= 0 {
+		return
+	}
+	if v := c.remain[i].Add(-k); v <= 0 && v+k > 0 {
+		c.cache.release(spanKey{c.id, i})
+	}
 }
 
 var errNegativeOffset = errors.New("negative offset")
@@ -115,12 +152,15 @@ func (c *seekContent) ReadAt(p []byte, off int64) (int, error) {
 		i := c.src.spanOf(pos)
 		c.noteRead(i)
 		start, _ := c.src.spanBounds(i)
+		k := 0
 		err := c.span(i, func(b []byte) {
-			n += copy(p[n:end-off], b[pos-start:])
+			k = copy(p[n:end-off], b[pos-start:])
 		})
 		if err != nil {
 			return n, err
 		}
+		n += k
+		c.consume(i, int64(k))
 	}
 	if n < len(p) {
 		return n, io.EOF
@@ -139,7 +179,7 @@ func (c *seekContent) decoder(i int) decodeFunc {
 // noteRead starts read-ahead of the next live spans when a read enters a
 // span for the first time, just after reading the one or two before it.
 func (c *seekContent) noteRead(i int) {
-	if !c.seen.add(i) || (i > 0 && !c.seen.has(i-1) && (i < 2 || !c.seen.has(i-2))) {
+	if !c.seen.add(i) || c.ahead.Load() || (i > 0 && !c.seen.has(i-1) && (i < 2 || !c.seen.has(i-2))) {
 		return
 	}
 	all := !c.hasLive.Load()

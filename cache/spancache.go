@@ -2,6 +2,7 @@ package cache
 
 import (
 	"container/list"
+	"fmt"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -43,6 +44,7 @@ type spanCache struct {
 	free    [][]byte
 	queue   []readAheadJob // spans to decode in the background, nearest first
 	workers int            // goroutines draining queue
+	room    sync.Cond      // on c.mu: signaled when spans leave the cache (decodeAhead waits for room)
 
 	stats spanStats
 }
@@ -51,6 +53,31 @@ type spanCache struct {
 type spanStats struct {
 	hits, misses, waits, evictions atomic.Int64
 	readAheads                     atomic.Int64 // spans queued for read-ahead
+	decodes                        atomic.Int64 // spans decoded (by readers and read-ahead)
+	released                       atomic.Int64 // spans dropped once used up
+}
+
+// SpanStats are what a store's span cache did since it was opened (see
+// Store.SpanStats): spans read from the cache (Hits), read after waiting
+// for a decode under way (Waits), decoded by a reader (Misses) or in all
+// (Decodes, read-ahead included), queued for read-ahead (ReadAheads) and
+// evicted by the size bound (Evictions) or dropped because every byte of
+// the tree's files in them was read (Released).
+type SpanStats struct {
+	Hits, Waits, Misses, Decodes, ReadAheads, Evictions, Released int64
+}
+
+func (s SpanStats) String() string {
+	return fmt.Sprintf("spans: %d decoded (%d by readers, %d read ahead), %d hits, %d waits, %d evicted, %d released",
+		s.Decodes, s.Misses, s.ReadAheads, s.Hits, s.Waits, s.Evictions, s.Released)
+}
+
+// SpanStats reports what the span cache did (layers read from their
+// compressed blobs: compact mode, lazy layers).
+func (s *Store) SpanStats() SpanStats {
+	st := &s.spans.stats
+	return SpanStats{Hits: st.hits.Load(), Waits: st.waits.Load(), Misses: st.misses.Load(), Decodes: st.decodes.Load(),
+		ReadAheads: st.readAheads.Load(), Evictions: st.evictions.Load(), Released: st.released.Load()}
 }
 
 // spanKey names a span: a content's id (one per open layer) and the
@@ -94,7 +121,9 @@ func newSpanCache(bound int64) *spanCache {
 	if bound == 0 {
 		bound = DefaultSpanCache
 	}
-	return &spanCache{max: bound, slots: max(1, runtime.GOMAXPROCS(0)-1), m: map[spanKey]*spanEntry{}}
+	c := &spanCache{max: bound, slots: max(1, runtime.GOMAXPROCS(0)-1), m: map[spanKey]*spanEntry{}}
+	c.room.L = &c.mu
+	return c
 }
 
 // newID returns a key space for one open layer.
@@ -183,15 +212,8 @@ func (c *spanCache) readAheadWorker() {
 		}
 		j := c.queue[0]
 		c.queue = c.queue[1:]
-		if _, ok := c.m[j.key]; ok {
-			c.mu.Unlock()
-			continue
-		}
-		e := c.start(j.key)
-		e.ahead = true
 		c.mu.Unlock()
-		c.fill(e, j.size, j.decode)
-		c.unpin(e)
+		c.decodeNow(j.key, j.size, j.decode)
 	}
 }
 
@@ -207,6 +229,7 @@ func (c *spanCache) start(key spanKey) *spanEntry {
 // and was not dropped meanwhile.
 func (c *spanCache) fill(e *spanEntry, size int, decode decodeFunc) {
 	buf := c.alloc(size)
+	c.stats.decodes.Add(1)
 	data, err := decode(buf)
 	c.mu.Lock()
 	e.buf, e.data, e.err = buf, data, err
@@ -249,6 +272,7 @@ func (c *spanCache) remove(e *spanEntry) {
 	if e.refs == 0 {
 		c.recycle(e)
 	}
+	c.room.Broadcast()
 }
 
 func (c *spanCache) unpin(e *spanEntry) {
@@ -282,6 +306,51 @@ func (c *spanCache) alloc(n int) []byte {
 	}
 	c.mu.Unlock()
 	return make([]byte, n, (n+spanAlign-1)/spanAlign*spanAlign)
+}
+
+// release drops a cached span that will not be read again (every byte of
+// live data in it was read; see seekContent.consume), so that its buffer
+// is reused at once instead of growing the process.
+func (c *spanCache) release(key spanKey) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.m[key]; ok && e.elem != nil {
+		c.remove(e)
+		c.stats.released.Add(1)
+	}
+}
+
+// waitRoom returns once the cached spans take at most limit bytes, or
+// stop says so; stop is checked again whenever the cache shrinks (callers
+// that set it call wake).
+func (c *spanCache) waitRoom(limit int64, stop *atomic.Bool) {
+	c.mu.Lock()
+	for c.used > limit && !stop.Load() {
+		c.room.Wait()
+	}
+	c.mu.Unlock()
+}
+
+// wake wakes waitRoom's waiters to check their stop flags.
+func (c *spanCache) wake() {
+	c.mu.Lock()
+	c.room.Broadcast()
+	c.mu.Unlock()
+}
+
+// decodeNow decodes span key in the calling goroutine, as read-ahead
+// would, unless it is cached or being decoded.
+func (c *spanCache) decodeNow(key spanKey, size int, decode decodeFunc) {
+	c.mu.Lock()
+	if _, ok := c.m[key]; ok {
+		c.mu.Unlock()
+		return
+	}
+	e := c.start(key)
+	e.ahead = true
+	c.mu.Unlock()
+	c.fill(e, size, decode)
+	c.unpin(e)
 }
 
 // drop removes a closed layer's spans and read-ahead jobs; spans being

@@ -59,25 +59,48 @@ func (img *Image) Tree(ctx context.Context, n int) (*overlay.Tree, error) {
 
 // markLive tells the layers read from their blobs which spans hold data
 // of t's files, so that read-ahead skips the rest (content that later
-// layers delete or replace is never read through t).
+// layers delete or replace is never read through t). The first tree's
+// bytes are also counted per span, so that spans leave the span cache
+// once read (seekContent.consume); a second tree (of another layer
+// count, say) turns the counting off, since reads through one tree would
+// use up the other's spans.
 func (img *Image) markLive(t *overlay.Tree) {
-	for ino := uint64(overlay.RootIno); ino < uint64(overlay.RootIno)+uint64(t.Len()); ino++ {
-		n := t.Node(ino)
-		if n.Type() != overlay.TypeRegular || n.Size() == 0 || n.Layer() >= len(img.content) {
-			continue
+	count := img.marked.CompareAndSwap(nil, t)
+	for _, c := range img.content {
+		if sc, ok := c.(*seekContent); ok && !count {
+			sc.counting.Store(false)
 		}
-		sc, ok := img.content[n.Layer()].(*seekContent)
-		if !ok {
-			continue
-		}
-		if sp := n.Sparse(); sp != nil {
-			for _, x := range sp {
-				sc.markLive(x.TarOff, x.Len)
-			}
-			continue
-		}
-		sc.markLive(n.Offset(), n.Size())
 	}
+	for ino := uint64(overlay.RootIno); ino < uint64(overlay.RootIno)+uint64(t.Len()); ino++ {
+		img.fileRanges(t.Node(ino), func(sc *seekContent, off, n int64) { sc.markLive(off, n, count) })
+	}
+	if count {
+		for _, c := range img.content {
+			if sc, ok := c.(*seekContent); ok {
+				sc.counting.Store(true)
+			}
+		}
+	}
+}
+
+// fileRanges calls fn with each range of a layer's tar stream that holds
+// n's data, if n is a non-empty regular file of a layer read from its
+// compressed blob.
+func (img *Image) fileRanges(n *overlay.Node, fn func(sc *seekContent, off, size int64)) {
+	if n.Type() != overlay.TypeRegular || n.Size() == 0 || n.Layer() >= len(img.content) {
+		return
+	}
+	sc, ok := img.content[n.Layer()].(*seekContent)
+	if !ok {
+		return
+	}
+	if sp := n.Sparse(); sp != nil {
+		for _, x := range sp {
+			fn(sc, x.TarOff, x.Len)
+		}
+		return
+	}
+	fn(sc, n.Offset(), n.Size())
 }
 
 // treePath names the saved tree of a layer stack.

@@ -29,6 +29,7 @@ func runProfile(args []string) error {
 	out := fl.String("out", "", "output image (default: a temporary file)")
 	prefetch := fl.Bool("prefetch", false, "mount with fusefs.Options.Prefetch")
 	pullOnly := fl.Bool("pull", false, "only pull REF into -cache (which should be empty), profiled")
+	ahead := fl.Bool("ahead", true, "build: decode compressed layers ahead of mkfs (cache.Image.DecodeAhead), as ocifs build does")
 	warm := fl.Bool("warm", false, "walk the mount ahead of mkfs (fusefs.WarmWalk, in process: profiling only), beside it")
 	warmFirst := fl.Bool("warmfirst", false, "with -cmd: walk the mount before running the command, timed alone")
 	command := fl.String("cmd", "", "instead of building, run this shell command with $MNT set to the mount")
@@ -120,9 +121,14 @@ func runProfile(args []string) error {
 			warmed <- nil
 		}
 	}()
+	stopAhead := func() {}
+	if *ahead {
+		stopAhead = img.DecodeAhead(tree)
+	}
 	res, err := builder.Build(ctx, tree, mnt, *out, builder.Options{
 		Seed: img.Digest.String(), Headroom: builder.DefaultHeadroom, Logger: log,
 	})
+	stopAhead()
 	stopWarm()
 	<-warmed
 	t3 := time.Now()
@@ -136,6 +142,7 @@ func runProfile(args []string) error {
 	fmt.Printf("open+tree %v, mount %v, build %v (%v), unmount %v\n",
 		t1.Sub(t0), t2.Sub(t1), t3.Sub(t2), res.Elapsed, time.Since(t3))
 	fmt.Printf("requests: %s\n", stats)
+	fmt.Println(store.SpanStats())
 	return nil
 }
 

@@ -13,12 +13,16 @@ import (
 // buildMount is the private mount a build runs mkfs.ext4 -d over. It
 // prefetches file content (mkfs reads every file it lists) and is walked
 // ahead of mkfs by a child process (fusefs.WarmWalk, see warm.go), so
-// that the round trips run beside mkfs rather than in its way. It is released as soon as mkfs is done:
-// the walk stops and the unmount proceeds while e2fsck runs.
+// that the round trips run beside mkfs rather than in its way; layers
+// read from their compressed blobs are decoded ahead of mkfs in the order
+// it reads files (cache.Image.DecodeAhead). It is released as soon as
+// mkfs is done: the walk and the decoding stop and the unmount proceeds
+// while e2fsck runs.
 type buildMount struct {
 	srv       *fusefs.Server
 	log       *slog.Logger
 	stopWarm  func() error // kills the walk; its error if it failed first
+	stopAhead func()       // ends DecodeAhead
 	unmounted chan error   // Unmount's result, once released
 	once      sync.Once    // guards the release
 }
@@ -33,13 +37,14 @@ func startBuildMount(ctx context.Context, g *globals, tree *overlay.Tree, img *c
 		g.Log.Debug("building without a warm-up walk", "err", err)
 		stop = func() error { return nil }
 	}
-	return &buildMount{srv: srv, log: g.Log, stopWarm: stop, unmounted: make(chan error, 1)}, nil
+	return &buildMount{srv: srv, log: g.Log, stopWarm: stop, stopAhead: img.DecodeAhead(tree), unmounted: make(chan error, 1)}, nil
 }
 
 // release stops the walk and starts unmounting in the background; only
 // the first call does anything.
 func (m *buildMount) release() {
 	m.once.Do(func() {
+		m.stopAhead()
 		if err := m.stopWarm(); err != nil {
 			m.log.Debug("walking the mount ahead of mkfs", "err", err)
 		}
