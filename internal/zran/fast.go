@@ -113,6 +113,13 @@ loop:
 			f.markUsed(src, length)
 		}
 		switch {
+		case dd >= 16:
+			// 16 bytes at a time, all from before w; may write up to 15
+			// bytes past the match (outSlack).
+			for ; w < end; w, src = w+16, src+16 {
+				binary.LittleEndian.PutUint64(out[w:], binary.LittleEndian.Uint64(out[src:]))
+				binary.LittleEndian.PutUint64(out[w+8:], binary.LittleEndian.Uint64(out[src+8:]))
+			}
 		case dd >= 8:
 			// 8 bytes at a time; may write up to 7 bytes past the match,
 			// into room the next symbols overwrite (or outSlack).

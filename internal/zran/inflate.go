@@ -15,7 +15,7 @@ const (
 	// this far behind the byte it produces.
 	WindowSize = 32 << 10
 	maxMatch   = 258
-	// outSlack is room past limit that the hot loop's 8-byte copies may
+	// outSlack is room past limit that the hot loop's 8- and 16-byte copies may
 	// scribble on.
 	outSlack = 16
 )
