@@ -175,24 +175,31 @@ func defaultCacheDir() (string, error) {
 	return filepath.Join(d, "ocifs"), nil
 }
 
+// setIn returns the innermost context that set flag name (global flags
+// may be given before or after the command), or nil.
+func setIn(c *cli.Context, name string) *cli.Context {
+	for _, cc := range c.Lineage() {
+		if cc.IsSet(name) {
+			return cc
+		}
+	}
+	return nil
+}
+
+func isSet(c *cli.Context, name string) bool { return setIn(c, name) != nil }
+
 // lookupString returns the value of the innermost context that set name,
 // else the default.
 func lookupString(c *cli.Context, name string) string {
-	for _, cc := range c.Lineage() {
-		if cc.Command != nil || cc.App != nil {
-			if cc.IsSet(name) {
-				return cc.String(name)
-			}
-		}
+	if cc := setIn(c, name); cc != nil {
+		return cc.String(name)
 	}
 	return c.String(name)
 }
 
 func lookupBool(c *cli.Context, name string) bool {
-	for _, cc := range c.Lineage() {
-		if cc.IsSet(name) {
-			return cc.Bool(name)
-		}
+	if cc := setIn(c, name); cc != nil {
+		return cc.Bool(name)
 	}
 	return c.Bool(name)
 }

@@ -61,15 +61,6 @@ func parseCacheModeFlags(c *cli.Context, g *globals) []error {
 // docs/BENCHMARKS.md); a build's memory is short-lived.
 const buildSpanCache = 256 << 20
 
-func isSet(c *cli.Context, name string) bool {
-	for _, cc := range c.Lineage() {
-		if cc.IsSet(name) {
-			return true
-		}
-	}
-	return false
-}
-
 // cacheModeArgs renders the flags for the mount server.
 func (g *globals) cacheModeArgs() []string {
 	var out []string
