@@ -76,6 +76,11 @@ type lazyLayer struct {
 	streaming   atomic.Bool  // a whole-blob download runs
 	demand      atomic.Int32 // reads fetching now; the background fetch yields to them
 	committed   atomic.Bool
+
+	flushMu  sync.Mutex     // guards flushing, closed
+	flushing bool           // a flushLater goroutine runs
+	closed   bool           // close began: no new flushLater goroutines
+	flushes  sync.WaitGroup // flushLater goroutines
 }
 
 var _ spanSource = (*lazyLayer)(nil)
@@ -206,7 +211,40 @@ func (l *lazyLayer) fetchRun(ctx context.Context, run []int, demand bool) error 
 			return err
 		}
 	}
+	if demand {
+		l.flushLater()
+		return nil
+	}
 	return l.pb.flush()
+}
+
+// flushLater records the landed pieces in the background, so that a read
+// does not wait for a sync of the partial blob (the pieces are marked
+// present already; the record only spares a later mount fetching them
+// again). close records what is still pending.
+func (l *lazyLayer) flushLater() {
+	l.flushMu.Lock()
+	defer l.flushMu.Unlock()
+	if l.flushing || l.closed {
+		return
+	}
+	l.flushing = true
+	l.flushes.Add(1)
+	go func() {
+		defer l.flushes.Done()
+		for {
+			if err := l.pb.flush(); err != nil {
+				l.s.log.Warn("recording the fetched pieces of a lazy layer", "layer", l.desc.Digest, "err", err)
+			}
+			l.flushMu.Lock()
+			if l.closed || !l.pb.hasPending() {
+				l.flushing = false
+				l.flushMu.Unlock()
+				return
+			}
+			l.flushMu.Unlock()
+		}
+	}()
 }
 
 // landVerified checks a claimed piece's chunks against the TOC and writes
@@ -312,5 +350,9 @@ func (l *lazyLayer) streamWhole(ctx context.Context) error {
 
 func (l *lazyLayer) close() error {
 	l.cancel()
-	return l.pb.close()
+	l.flushMu.Lock()
+	l.closed = true
+	l.flushMu.Unlock()
+	l.flushes.Wait()
+	return errors.Join(l.pb.flush(), l.pb.close())
 }

@@ -240,6 +240,13 @@ func (pb *partialBlob) flush() error {
 	return nil
 }
 
+// hasPending reports whether landed pieces wait to be recorded.
+func (pb *partialBlob) hasPending() bool {
+	pb.mu.Lock()
+	defer pb.mu.Unlock()
+	return len(pb.pending) > 0
+}
+
 // mergeRanges sorts ranges and joins adjacent ones.
 func mergeRanges(rs [][2]int64) [][2]int64 {
 	slices.SortFunc(rs, func(a, b [2]int64) int { return cmp.Compare(a[0], b[0]) })
