@@ -13,7 +13,8 @@ import (
 // image (8 spans each) plus spans random readers come back to; the
 // kernel's page cache keeps the file data itself. It keeps a mount
 // server within issue 6's memory budget (VmHWM about 60 MiB after a full
-// read of the benchmark image, against 85 MiB at 64 MiB). Readers of
+// read of the benchmark image, against 85 MiB at 64 MiB, when spans left
+// only by eviction; 38-47 MiB since they leave once read). Readers of
 // everything (ocifs build) want more: see the CLI's --span-cache.
 const DefaultSpanCache = 32 << 20
 
