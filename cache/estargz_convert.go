@@ -29,6 +29,12 @@ type ConvertOptions struct {
 	// ChunkSize is the most file bytes in one chunk (0: the estargz
 	// package's default, 4 MiB), at most MaxChunkSize.
 	ChunkSize int
+	// MinChunkSize makes a member (gzip stream, zstd frame) hold at least
+	// this many bytes of file data, small files put together, so that a
+	// layer of many small files costs fewer members and a smaller TOC
+	// (0: one member per chunk; at most MaxChunkSize). A lazy mount reads
+	// such members' chunks in order without decoding a member twice.
+	MinChunkSize int
 	// Level is the gzip level (0: default), for eStargz only.
 	Level int
 }
@@ -69,6 +75,9 @@ func (s *Store) Convert(ctx context.Context, img *Image, dst string, opts Conver
 	}
 	if int64(opts.ChunkSize) > MaxChunkSize {
 		return v1.Hash{}, fmt.Errorf("chunk size %d is over %d, the largest chunk a lazy mount reads", opts.ChunkSize, MaxChunkSize)
+	}
+	if opts.MinChunkSize < 0 || int64(opts.MinChunkSize) > MaxChunkSize {
+		return v1.Hash{}, fmt.Errorf("minimum chunk size %d: give 0 to %d", opts.MinChunkSize, MaxChunkSize)
 	}
 	if opts.Format != FormatEStargz && opts.Format != FormatZstdChunked {
 		return v1.Hash{}, fmt.Errorf("converting to %q: formats are %s and %s", opts.Format, FormatEStargz, FormatZstdChunked)
@@ -149,6 +158,9 @@ func (l *stargzLayer) remove() { l.tmp.abort() }
 func (s *Store) estargzLayer(ctx context.Context, img *Image, i int, opts ConvertOptions) (*stargzLayer, error) {
 	sr := io.NewSectionReader(layerAt{img, i}, 0, img.Layers[i].UncompressedSize)
 	bopts := []estargz.Option{estargz.WithContext(ctx)}
+	if opts.MinChunkSize > 0 {
+		bopts = append(bopts, estargz.WithMinChunkSize(opts.MinChunkSize))
+	}
 	if opts.ChunkSize > 0 {
 		bopts = append(bopts, estargz.WithChunkSize(opts.ChunkSize))
 	}

@@ -36,7 +36,55 @@ func (l *lazyLayer) decode(i int, buf []byte) ([]byte, error) {
 		l.s.log.Warn("reading a lazily fetched layer", "layer", l.desc.Digest, "offset", c.vOff, "err", err)
 		return nil, err
 	}
-	b, err := l.pb.read(c.piece)
+	m, err := l.memberAt(i)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := io.CopyN(io.Discard, m, c.inner-m.pos); err != nil {
+		m.release()
+		return nil, l.chunkError(i, err)
+	}
+	if _, err := io.ReadFull(m, buf); err != nil {
+		m.release()
+		return nil, l.chunkError(i, err)
+	}
+	m.pos = c.inner + c.size
+	l.keepMember(m)
+	if sha256.Sum256(buf) != c.digest {
+		l.s.log.Warn("a stored chunk of a lazy layer is damaged", "layer", l.desc.Digest, "offset", c.vOff)
+		return nil, mismatchf("layer %s: stored chunk at offset %d of its data does not match the TOC's digest", l.desc.Digest, c.vOff)
+	}
+	return buf, nil
+}
+
+// memberReader is a member of the blob being decoded, at pos of its
+// decompressed bytes.
+type memberReader struct {
+	io.Reader
+	piece int
+	pos   int64
+	done  func()
+}
+
+func (m *memberReader) release() { m.done() }
+
+// memberAt returns a reader of chunk i's member at or before the chunk:
+// the one kept by the last decode of a chunk of that member if it has not
+// gone past it, else a new one from the member's start. A member holding
+// many chunks (the estargz package's minimum chunk size puts small files
+// together) is thus decoded once when its chunks are read in order, not
+// once per chunk.
+func (l *lazyLayer) memberAt(i int) (*memberReader, error) {
+	piece := l.x.chunks[i].piece
+	l.memberMu.Lock()
+	m := l.member
+	if m != nil && m.piece == piece && m.pos <= l.x.chunks[i].inner {
+		l.member = nil
+		l.memberMu.Unlock()
+		return m, nil
+	}
+	l.memberMu.Unlock()
+	b, err := l.pb.read(piece)
 	if err != nil {
 		return nil, err
 	}
@@ -44,18 +92,24 @@ func (l *lazyLayer) decode(i int, buf []byte) ([]byte, error) {
 	if err != nil {
 		return nil, l.chunkError(i, err)
 	}
-	defer release()
-	if _, err := io.CopyN(io.Discard, zr, c.inner); err != nil {
-		return nil, l.chunkError(i, err)
+	l.stats.memberOpens.Add(1)
+	return &memberReader{Reader: zr, piece: piece, done: release}, nil
+}
+
+// keepMember keeps m for the next chunk of its member, if its member
+// holds chunks past m.pos; else it releases it.
+func (l *lazyLayer) keepMember(m *memberReader) {
+	if next := l.x.pieces[m.piece].chunks; len(next) == 0 || l.x.chunks[next[len(next)-1]].inner < m.pos {
+		m.release()
+		return
 	}
-	if _, err := io.ReadFull(zr, buf); err != nil {
-		return nil, l.chunkError(i, err)
+	l.memberMu.Lock()
+	old := l.member
+	l.member = m
+	l.memberMu.Unlock()
+	if old != nil {
+		old.release()
 	}
-	if sha256.Sum256(buf) != c.digest {
-		l.s.log.Warn("a stored chunk of a lazy layer is damaged", "layer", l.desc.Digest, "offset", c.vOff)
-		return nil, mismatchf("layer %s: stored chunk at offset %d of its data does not match the TOC's digest", l.desc.Digest, c.vOff)
-	}
-	return buf, nil
 }
 
 // fill fetches every missing piece, one run after another, yielding to

@@ -77,6 +77,12 @@ type lazyLayer struct {
 	demand      atomic.Int32 // reads fetching now; the background fetch yields to them
 	committed   atomic.Bool
 
+	memberMu sync.Mutex    // guards member
+	member   *memberReader // kept by the last decode (memberAt)
+	stats    struct {
+		memberOpens atomic.Int64 // members decoded from their start, for tests
+	}
+
 	flushMu  sync.Mutex     // guards flushing, closed
 	flushing bool           // a flushLater goroutine runs
 	closed   bool           // close began: no new flushLater goroutines
@@ -354,5 +360,11 @@ func (l *lazyLayer) close() error {
 	l.closed = true
 	l.flushMu.Unlock()
 	l.flushes.Wait()
+	l.memberMu.Lock()
+	if l.member != nil {
+		l.member.release()
+		l.member = nil
+	}
+	l.memberMu.Unlock()
 	return errors.Join(l.pb.flush(), l.pb.close())
 }

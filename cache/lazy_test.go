@@ -90,6 +90,12 @@ func lazyFixture(t *testing.T, lr *lazyRegistry) (orig, conv string, want []stri
 // lazyFixtureAs is lazyFixture with the conversion in format f.
 func lazyFixtureAs(t *testing.T, lr *lazyRegistry, f ConvertFormat) (orig, conv string, want []string) {
 	t.Helper()
+	return lazyFixtureWith(t, lr, ConvertOptions{ChunkSize: 1 << 20, Format: f})
+}
+
+// lazyFixtureWith is lazyFixture converted with opts.
+func lazyFixtureWith(t *testing.T, lr *lazyRegistry, opts ConvertOptions) (orig, conv string, want []string) {
+	t.Helper()
 	rnd := rand.New(rand.NewPCG(1, 2))
 	big := make([]byte, 3<<20+12345)
 	for i := range big {
@@ -111,7 +117,7 @@ func lazyFixtureAs(t *testing.T, lr *lazyRegistry, f ConvertFormat) (orig, conv 
 	defer img.Close()
 	want = dumpImage(t, img)
 	conv = lr.addr + "/lazy/conv:v1"
-	_, err = s.Convert(context.Background(), img, conv, ConvertOptions{ChunkSize: 1 << 20, Format: f})
+	_, err = s.Convert(context.Background(), img, conv, opts)
 	must(t, err)
 	return orig, conv, want
 }
@@ -408,4 +414,49 @@ func TestLazyBigChunksPullWhole(t *testing.T) {
 		t.Fatal("a layer with members over maxLazyPiece is read lazily")
 	}
 	sameDump(t, "an image with a layer of big members", dumpImage(t, img2), want)
+}
+
+// TestLazyMembersDecodedOnce: a conversion with a minimum chunk size puts
+// small files together in one member; reading the files in walk order
+// decodes each member once, not once per chunk (before, reading k chunks
+// of one member decoded its first bytes k times), in both formats.
+func TestLazyMembersDecodedOnce(t *testing.T) {
+	for _, f := range []ConvertFormat{FormatEStargz, FormatZstdChunked} {
+		t.Run(string(f), func(t *testing.T) {
+			lr := startLazyRegistry(t)
+			_, conv, want := lazyFixtureWith(t, lr, ConvertOptions{ChunkSize: 1 << 20, MinChunkSize: 256 << 10, Format: f})
+			s, err := Open(t.TempDir(), Options{SpanCache: -1}) // no span cache, no read-ahead: every read decodes
+			must(t, err)
+			img := getLazy(t, s, conv, LazyOptions{})
+			defer img.Close()
+			sameDump(t, "the lazy image", dumpImage(t, img), want) // reads every file in walk order
+			tree, err := img.Tree(context.Background(), 0)
+			must(t, err)
+			touched := map[*lazyLayer]map[int]bool{}
+			shared := false
+			for ino := uint64(overlay.RootIno); ino < uint64(overlay.RootIno)+uint64(tree.Len()); ino++ {
+				n := tree.Node(ino)
+				if n.Type() != overlay.TypeRegular || n.Size() == 0 {
+					continue
+				}
+				l := img.content[n.Layer()].(*seekContent).src.(*lazyLayer)
+				if touched[l] == nil {
+					touched[l] = map[int]bool{}
+				}
+				for ci := l.x.chunkOf(n.Offset()); ci <= l.x.chunkOf(n.Offset()+n.Size()-1); ci++ {
+					p := l.x.chunks[ci].piece
+					touched[l][p] = true
+					shared = shared || len(l.x.pieces[p].chunks) > 1
+				}
+			}
+			if !shared {
+				t.Fatal("no member holds more than one chunk: the minimum chunk size did not group files")
+			}
+			for l, pieces := range touched {
+				if got := l.stats.memberOpens.Load(); got != int64(len(pieces)) {
+					t.Errorf("layer %s: members decoded from their start %d times for %d members read", l.desc.Digest, got, len(pieces))
+				}
+			}
+		})
+	}
 }

@@ -17,12 +17,14 @@ import (
 
 // newLazyZstdImage is newLazyImage plus the image's zstd:chunked
 // conversion ('ocifs convert --format zstd:chunked', pushed past the
-// proxy); it returns the conversion's reference through the proxy.
+// proxy, with small files grouped in frames of at least 64 KiB of data:
+// --min-chunk-size); it returns the conversion's reference through the
+// proxy.
 func newLazyZstdImage(t *testing.T, name string) (*lazyImage, string) {
 	t.Helper()
 	li := newLazyImage(t, name, lazyLayers())
 	direct := strings.TrimSuffix(li.ref, ":v1") + ":zstd"
-	mustOcifs(t, li.origEnv, "convert", "--format", "zstd:chunked", "--chunk-size", "262144", li.ref, direct)
+	mustOcifs(t, li.origEnv, "convert", "--format", "zstd:chunked", "--chunk-size", "262144", "--min-chunk-size", "65536", li.ref, direct)
 	requireZstdChunked(t, direct)
 	return li, strings.TrimSuffix(li.conv, ":estargz") + ":zstd"
 }

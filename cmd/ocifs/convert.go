@@ -22,6 +22,7 @@ func convertCommand() *cli.Command {
 			"Prints the new manifest digest.",
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "chunk-size", Usage: "split files into chunks of at most `BYTES` (default 4 MiB, at most 64 MiB)"},
+			&cli.IntFlag{Name: "min-chunk-size", Usage: "put small files together in members (gzip streams, zstd frames) of at least `BYTES` of data: fewer, bigger Range requests and a smaller TOC (default 0: one member per chunk; at most 64 MiB)"},
 			&cli.StringFlag{Name: "format", Value: string(cache.FormatEStargz), Usage: "layer format: `estargz` or zstd:chunked"},
 		},
 		Action: runConvert,
@@ -34,6 +35,9 @@ func runConvert(c *cli.Context) error {
 	}
 	if n := c.Int("chunk-size"); n < 0 || int64(n) > cache.MaxChunkSize {
 		return usagef("--chunk-size %d: give a size from 1 to %d (a lazy mount pulls layers of bigger chunks whole)", n, cache.MaxChunkSize)
+	}
+	if n := c.Int("min-chunk-size"); n < 0 || int64(n) > cache.MaxChunkSize {
+		return usagef("--min-chunk-size %d: give a size from 0 to %d", n, cache.MaxChunkSize)
 	}
 	format := cache.ConvertFormat(c.String("format"))
 	if format != cache.FormatEStargz && format != cache.FormatZstdChunked {
@@ -52,7 +56,7 @@ func runConvert(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	d, err := store.Convert(c.Context, img, c.Args().Get(1), cache.ConvertOptions{ChunkSize: c.Int("chunk-size"), Format: format})
+	d, err := store.Convert(c.Context, img, c.Args().Get(1), cache.ConvertOptions{ChunkSize: c.Int("chunk-size"), MinChunkSize: c.Int("min-chunk-size"), Format: format})
 	if err != nil {
 		return err
 	}
