@@ -73,7 +73,9 @@ func (m *memberReader) release() { m.done() }
 // gone past it, else a new one from the member's start. A member holding
 // many chunks (the estargz package's minimum chunk size puts small files
 // together) is thus decoded once when its chunks are read in order, not
-// once per chunk.
+// once per chunk. The kept reader holds its member's compressed bytes
+// (a member is at most 80 MiB: maxLazyPiece) until another member's
+// chunk is read or the layer closes: one member per layer.
 func (l *lazyLayer) memberAt(i int) (*memberReader, error) {
 	piece := l.x.chunks[i].piece
 	l.memberMu.Lock()
