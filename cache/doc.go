@@ -213,9 +213,14 @@
 // LazyOptions.FetchWindow, with one Range request, checks every chunk of
 // the member against its TOC digest (a member that does not decode fails
 // as a digest mismatch too), writes the member into
-// ocifs/lazy/sha256/<digest>.blob (sparse, never a final name), syncs it
-// and appends a record to <digest>.have, then decodes and checks the
-// chunk again before serving it. A read waits at most
+// ocifs/lazy/sha256/<digest>.blob (sparse, never a final name), then
+// decodes and checks the chunk again before serving it. The member is
+// recorded in <digest>.have after a sync of the blob, in the background
+// for reads (at close at the latest) and at once for the background
+// fetch; a record never names bytes a crash could lose. A member holding
+// several chunks (ConvertOptions.MinChunkSize) is decoded once when its
+// chunks are read in order: the layer keeps the reader of the last one
+// (memberAt). A read waits at most
 // LazyOptions.ReadTimeout (retries included) and then fails; errors are
 // not cached, so a later read tries again. Image.FetchAll fetches the
 // rest in runs of 4 MiB, yielding while reads fetch, then runs the
