@@ -44,19 +44,15 @@ func (img *Image) DecodeAhead(t *overlay.Tree) (stop func()) {
 			}
 		}()
 		for _, s := range img.spanOrder(t) {
-			if s.sc.remain[s.i].Load() <= 0 {
+			if s.sc.usedUp(s.i) {
 				continue // read already
 			}
 			c.waitRoom(min(c.max/2, decodeAheadBytes), &stopped)
 			if stopped.Load() {
 				return
 			}
-			key := spanKey{s.sc.id, s.i}
 			c.stats.readAheads.Add(1)
-			c.decodeNow(key, s.sc.src.bufSize(s.i), s.sc.decoder(s.i))
-			if s.sc.remain[s.i].Load() <= 0 {
-				c.release(key) // a reader got there first and used it up meanwhile
-			}
+			c.decodeNow(spanKey{s.sc.id, s.i}, s.sc.src.bufSize(s.i), s.sc.decoder(s.i), func() bool { return s.sc.usedUp(s.i) })
 		}
 	}()
 	return func() {

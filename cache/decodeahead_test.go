@@ -162,3 +162,61 @@ func TestDecodeAheadOtherTree(t *testing.T) {
 		t.Errorf("DecodeAhead over a second tree decoded %d spans", st.Decodes)
 	}
 }
+
+// gatedSource is a spanSource of n spans of spanLen bytes; decoding span
+// block waits for gate to close.
+type gatedSource struct {
+	n, spanLen, block int
+	gate              chan struct{}
+}
+
+func (s *gatedSource) size() int64          { return int64(s.n * s.spanLen) }
+func (s *gatedSource) numSpans() int        { return s.n }
+func (s *gatedSource) spanOf(off int64) int { return int(off) / s.spanLen }
+func (s *gatedSource) spanBounds(i int) (int64, int64) {
+	return int64(i * s.spanLen), int64((i + 1) * s.spanLen)
+}
+func (s *gatedSource) bufSize(int) int { return s.spanLen }
+func (s *gatedSource) decode(i int, b []byte) ([]byte, error) {
+	if i == s.block {
+		<-s.gate
+	}
+	for j := range b {
+		b[j] = byte(i + j)
+	}
+	return b, nil
+}
+
+// TestReadAheadSkipsUsedUpSpans: a read-ahead job that reaches a span
+// after a reader decoded it itself and read every live byte of it
+// neither decodes it again nor leaves it cached (it stayed until
+// evicted, a buffer more in use).
+func TestReadAheadSkipsUsedUpSpans(t *testing.T) {
+	src := &gatedSource{n: 4, spanLen: 1000, block: 1, gate: make(chan struct{})}
+	c := newSpanCache(8 << 20)
+	c.slots = 1
+	sc := newSeekContent(src, nil, c, ContentGzip)
+	sc.markLive(0, src.size(), true)
+	sc.counting.Store(true)
+	read := func(i int) {
+		b := make([]byte, src.spanLen)
+		if _, err := sc.ReadAt(b, int64(i*src.spanLen)); err != nil || b[7] != byte(i+7) {
+			t.Fatalf("reading span %d: %v", i, err)
+		}
+	}
+	read(0) // queues spans 1-3 for read-ahead; the one worker waits in span 1
+	if !waitFor(func() bool { c.mu.Lock(); defer c.mu.Unlock(); return c.m[spanKey{sc.id, 1}] != nil }) {
+		t.Fatal("read-ahead of span 1 did not start")
+	}
+	read(2) // decoded by the reader, used up and released
+	close(src.gate)
+	if !waitFor(func() bool { c.mu.Lock(); defer c.mu.Unlock(); return c.workers == 0 }) {
+		t.Fatal("read-ahead did not finish")
+	}
+	if c.cached(spanKey{sc.id, 2}) {
+		t.Error("span 2 was read whole, yet read-ahead left it cached")
+	}
+	if d := c.stats.decodes.Load(); d != 4 {
+		t.Errorf("%d decodes of 4 spans, want 4 (span 2 not again by read-ahead)", d)
+	}
+}

@@ -134,6 +134,10 @@ func (c *seekContent) consume(i int, k int64) {
 	}
 }
 
+// usedUp reports whether every byte of the tree's file data in span i
+// was read (never while the counting is off): read-ahead then skips it.
+func (c *seekContent) usedUp(i int) bool { return c.counting.Load() && c.remain[i].Load() <= 0 }
+
 var errNegativeOffset = errors.New("negative offset")
 
 func (c *seekContent) ReadAt(p []byte, off int64) (int, error) {
@@ -187,7 +191,7 @@ func (c *seekContent) noteRead(i int) {
 		if !all && !c.live.has(j) {
 			continue
 		}
-		if !c.cache.readAhead(spanKey{c.id, j}, c.src.bufSize(j), c.decoder(j)) {
+		if !c.cache.readAhead(spanKey{c.id, j}, c.src.bufSize(j), c.decoder(j), func() bool { return c.usedUp(j) }) {
 			return
 		}
 		queued++

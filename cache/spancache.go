@@ -111,6 +111,7 @@ type readAheadJob struct {
 	key    spanKey
 	size   int
 	decode decodeFunc
+	usedUp func() bool // see decodeNow
 }
 
 // spanAlign rounds buffer sizes, so that spans of slightly different
@@ -173,11 +174,11 @@ func (c *spanCache) read(key spanKey, size int, decode decodeFunc, use func([]by
 	}
 }
 
-// readAhead queues key for decoding in the background unless it is
-// cached, being decoded or queued. It reports false when the queue is
+// readAhead queues key for decoding in the background (decodeNow, with
+// usedUp) unless it is cached, being decoded or queued. It reports false when the queue is
 // full: the caller stops asking for now. Workers (at most c.slots) start
 // when there is work and end when the queue is empty.
-func (c *spanCache) readAhead(key spanKey, size int, decode decodeFunc) bool {
+func (c *spanCache) readAhead(key spanKey, size int, decode decodeFunc, usedUp func() bool) bool {
 	if c.max <= 0 {
 		return false
 	}
@@ -194,7 +195,7 @@ func (c *spanCache) readAhead(key spanKey, size int, decode decodeFunc) bool {
 	if len(c.queue) >= maxQueue {
 		return false
 	}
-	c.queue = append(c.queue, readAheadJob{key, size, decode})
+	c.queue = append(c.queue, readAheadJob{key, size, decode, usedUp})
 	c.stats.readAheads.Add(1)
 	if c.workers < c.slots {
 		c.workers++
@@ -214,7 +215,7 @@ func (c *spanCache) readAheadWorker() {
 		j := c.queue[0]
 		c.queue = c.queue[1:]
 		c.mu.Unlock()
-		c.decodeNow(j.key, j.size, j.decode)
+		c.decodeNow(j.key, j.size, j.decode, j.usedUp)
 	}
 }
 
@@ -340,8 +341,14 @@ func (c *spanCache) wake() {
 }
 
 // decodeNow decodes span key in the calling goroutine, as read-ahead
-// would, unless it is cached or being decoded.
-func (c *spanCache) decodeNow(key spanKey, size int, decode decodeFunc) {
+// would, unless it is cached or being decoded, or usedUp (nil: never)
+// reports that its readers are done with it (seekContent.usedUp). A span
+// used up while it was decoded, by a reader that decoded it too, is
+// released at once rather than left cached until evicted.
+func (c *spanCache) decodeNow(key spanKey, size int, decode decodeFunc, usedUp func() bool) {
+	if usedUp != nil && usedUp() {
+		return
+	}
 	c.mu.Lock()
 	if _, ok := c.m[key]; ok {
 		c.mu.Unlock()
@@ -352,6 +359,9 @@ func (c *spanCache) decodeNow(key spanKey, size int, decode decodeFunc) {
 	c.mu.Unlock()
 	c.fill(e, size, decode)
 	c.unpin(e)
+	if usedUp != nil && usedUp() {
+		c.release(key)
+	}
 }
 
 // drop removes a closed layer's spans and read-ahead jobs; spans being

@@ -64,7 +64,7 @@ func TestSpanCacheReadAheadFailure(t *testing.T) {
 	gate := make(chan struct{})
 	failed := errors.New("speculative decode failed")
 	key := spanKey{1, 0}
-	if !c.readAhead(key, 10, func([]byte) ([]byte, error) { <-gate; return nil, failed }) {
+	if !c.readAhead(key, 10, func([]byte) ([]byte, error) { <-gate; return nil, failed }, nil) {
 		t.Fatal("read-ahead refused")
 	}
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
