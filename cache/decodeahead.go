@@ -63,9 +63,8 @@ func (img *Image) DecodeAhead(t *overlay.Tree) (stop func()) {
 }
 
 // decodeAheadBytes is how far DecodeAhead may get ahead of the readers:
-// the bytes of decoded spans not yet read. On the benchmark image 16, 32
-// and 128 MiB built equally fast (docs/BENCHMARKS.md); less ahead is less
-// memory.
+// the bytes of decoded spans not yet read. docs/BENCHMARKS.md measured
+// builds with this value only; less ahead is less memory.
 const decodeAheadBytes = 32 << 20
 
 type layerSpan struct {

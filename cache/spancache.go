@@ -61,7 +61,8 @@ type spanStats struct {
 // SpanStats are what a store's span cache did since it was opened (see
 // Store.SpanStats): spans read from the cache (Hits), read after waiting
 // for a decode under way (Waits), decoded by a reader (Misses) or in all
-// (Decodes, read-ahead included), queued for read-ahead (ReadAheads) and
+// (Decodes, read-ahead included), queued for read-ahead (ReadAheads: a
+// queued span may be decoded by a reader first, or skipped) and
 // evicted by the size bound (Evictions) or dropped because every byte of
 // the tree's files in them was read (Released).
 type SpanStats struct {
@@ -69,7 +70,7 @@ type SpanStats struct {
 }
 
 func (s SpanStats) String() string {
-	return fmt.Sprintf("spans: %d decoded (%d by readers, %d read ahead), %d hits, %d waits, %d evicted, %d released",
+	return fmt.Sprintf("spans: %d decoded (%d by readers that missed), %d queued to read ahead, %d hits, %d waits, %d evicted, %d released",
 		s.Decodes, s.Misses, s.ReadAheads, s.Hits, s.Waits, s.Evictions, s.Released)
 }
 
