@@ -16,9 +16,9 @@ import (
 // byte of the tree's files in them was read. Meanwhile those layers' own
 // read-ahead stands aside (one decoder per spare CPU; see spanCache). t
 // must be the tree img.Tree returned first (its bytes are the ones
-// counted); with another tree, or no layer read from a compressed blob,
-// it does nothing. stop ends the decoding and returns once the goroutine
-// has; it must be called.
+// counted); with another tree, no layer read from a compressed blob or a
+// span cache under 8 MiB it does nothing. stop ends the decoding and
+// returns once the goroutine has; it must be called.
 func (img *Image) DecodeAhead(t *overlay.Tree) (stop func()) {
 	var layers []*seekContent
 	for _, c := range img.content {
@@ -26,7 +26,7 @@ func (img *Image) DecodeAhead(t *overlay.Tree) (stop func()) {
 			layers = append(layers, sc)
 		}
 	}
-	if len(layers) == 0 || img.marked.Load() != t || img.store.spans.max <= 0 {
+	if len(layers) == 0 || img.marked.Load() != t || img.store.spans.max < minDecodeAheadCache {
 		return func() {}
 	}
 	for _, sc := range layers {
@@ -66,6 +66,11 @@ func (img *Image) DecodeAhead(t *overlay.Tree) (stop func()) {
 // the bytes of decoded spans not yet read. docs/BENCHMARKS.md measured
 // builds with this value only; less ahead is less memory.
 const decodeAheadBytes = 32 << 20
+
+// minDecodeAheadCache is the smallest span cache DecodeAhead works with:
+// a few spans ahead must fit in half of it (a smaller cache keeps little
+// or nothing, and decoding ahead would only take a CPU from the readers).
+const minDecodeAheadCache = 8 << 20
 
 type layerSpan struct {
 	sc *seekContent

@@ -105,7 +105,7 @@ func TestSpansLeaveOnceRead(t *testing.T) {
 // the tree reads them, stops half the span cache ahead of the readers,
 // goes on as they read, and leaves nothing cached once all is read.
 func TestDecodeAhead(t *testing.T) {
-	s, img, want := aheadImage(t, 6<<20) // 3 MiB ahead at most
+	s, img, want := aheadImage(t, minDecodeAheadCache) // 4 MiB ahead at most
 	tree, err := img.Tree(context.Background(), 0)
 	must(t, err)
 	order := img.spanOrder(tree)
@@ -116,7 +116,7 @@ func TestDecodeAhead(t *testing.T) {
 	defer stop()
 	// Without readers it stops once past the limit (its goroutine checks
 	// before each span), with the order's first spans cached.
-	for deadline := time.Now().Add(20 * time.Second); s.spans.usage() <= 3<<20; time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(20 * time.Second); s.spans.usage() <= 4<<20; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("DecodeAhead cached only %d bytes", s.spans.usage())
 		}
@@ -124,10 +124,10 @@ func TestDecodeAhead(t *testing.T) {
 	time.Sleep(100 * time.Millisecond) // time to go on, if it wrongly did
 	got := int(s.SpanStats().ReadAheads)
 	if got >= len(order) {
-		t.Fatalf("decoded %d of %d spans before any read, want it stopped at 3 MiB ahead", got, len(order))
+		t.Fatalf("decoded %d of %d spans before any read, want it stopped at 4 MiB ahead", got, len(order))
 	}
-	if u := s.spans.usage(); u > 3<<20+2<<20 {
-		t.Errorf("%d bytes cached ahead of the readers, want at most 3 MiB plus a span", u)
+	if u := s.spans.usage(); u > 4<<20+2<<20 {
+		t.Errorf("%d bytes cached ahead of the readers, want at most 4 MiB plus a span", u)
 	}
 	for k, sp := range order {
 		if cached := s.spans.cached(spanKey{sp.sc.id, sp.i}); cached != (k < got) {
@@ -145,7 +145,8 @@ func TestDecodeAhead(t *testing.T) {
 }
 
 // TestDecodeAheadOtherTree: a second tree turns the counting off, and
-// DecodeAhead over it does nothing.
+// DecodeAhead over it does nothing; nor does it with a span cache too
+// small to hold spans ahead.
 func TestDecodeAheadOtherTree(t *testing.T) {
 	s, img, _ := aheadImage(t, 0)
 	_, err := img.Tree(context.Background(), 0)
@@ -157,9 +158,21 @@ func TestDecodeAheadOtherTree(t *testing.T) {
 			t.Error("a second tree left the counting on")
 		}
 	}
-	img.DecodeAhead(t1)()
+	stop := img.DecodeAhead(t1)
+	time.Sleep(200 * time.Millisecond) // time to decode, if it wrongly did
+	stop()
 	if st := s.SpanStats(); st.Decodes != 0 {
 		t.Errorf("DecodeAhead over a second tree decoded %d spans", st.Decodes)
+	}
+
+	s2, img2, _ := aheadImage(t, minDecodeAheadCache-1)
+	t2, err := img2.Tree(context.Background(), 0)
+	must(t, err)
+	stop = img2.DecodeAhead(t2)
+	time.Sleep(200 * time.Millisecond)
+	stop()
+	if st := s2.SpanStats(); st.Decodes != 0 {
+		t.Errorf("DecodeAhead with a span cache of %d bytes decoded %d spans", minDecodeAheadCache-1, st.Decodes)
 	}
 }
 

@@ -220,9 +220,12 @@
 // fetch; a record never names bytes a crash could lose. A member holding
 // several chunks (ConvertOptions.MinChunkSize) is decoded once when its
 // chunks are read in order: the layer keeps the reader of the last one
-// (memberAt). A read waits at most
-// LazyOptions.ReadTimeout (retries included) and then fails; errors are
-// not cached, so a later read tries again. Image.FetchAll fetches the
+// (memberAt). A read waits at most LazyOptions.ReadTimeout (retries
+// included) and then fails; errors are not cached, so a later read tries
+// again. (One exception to the bound: a read that waited for a
+// read-ahead of its chunk that failed otherwise than by timing out, a
+// digest mismatch say, fetches the chunk itself, within its own
+// ReadTimeout: see spanCache.read.) Image.FetchAll fetches the
 // rest in runs of 4 MiB, yielding while reads fetch, then runs the
 // ordinary layer pass over the assembled blob (digest, diffID, index,
 // seek index, unpacked copy per mode), removes the lazy files and, once

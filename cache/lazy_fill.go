@@ -99,13 +99,20 @@ func (l *lazyLayer) memberAt(i int) (*memberReader, error) {
 }
 
 // keepMember keeps m for the next chunk of its member, if its member
-// holds chunks past m.pos; else it releases it.
+// holds chunks past m.pos and the layer is open; else it releases it.
+// (close cancels l.ctx before it releases the kept reader under
+// memberMu, so a reader kept after that is never left behind.)
 func (l *lazyLayer) keepMember(m *memberReader) {
 	if next := l.x.pieces[m.piece].chunks; len(next) == 0 || l.x.chunks[next[len(next)-1]].inner < m.pos {
 		m.release()
 		return
 	}
 	l.memberMu.Lock()
+	if l.ctx.Err() != nil {
+		l.memberMu.Unlock()
+		m.release()
+		return
+	}
 	old := l.member
 	l.member = m
 	l.memberMu.Unlock()

@@ -2,6 +2,8 @@ package cache
 
 import (
 	"container/list"
+	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"sync"
@@ -141,7 +143,9 @@ type decodeFunc func(buf []byte) ([]byte, error)
 // keep the slice. A reader that waited for a read-ahead decode that
 // failed decodes the span itself: the failure belongs to a speculative
 // attempt, perhaps made under conditions that no longer hold (a lazy
-// layer's registry that has since recovered), not to this read.
+// layer's registry that has since recovered), not to this read. A
+// read-ahead that timed out is the exception: its error is this read's
+// too, so that a lazy read never waits much past its ReadTimeout.
 func (c *spanCache) read(key spanKey, size int, decode decodeFunc, use func([]byte)) error {
 	for {
 		c.mu.Lock()
@@ -162,7 +166,7 @@ func (c *spanCache) read(key spanKey, size int, decode decodeFunc, use func([]by
 			c.mu.Unlock()
 			c.fill(e, size, decode)
 		}
-		if e.err != nil && ok && e.ahead {
+		if e.err != nil && ok && e.ahead && !errors.Is(e.err, context.DeadlineExceeded) {
 			c.unpin(e)
 			continue // the failed entry left the map: the next pass decodes
 		}
@@ -176,9 +180,9 @@ func (c *spanCache) read(key spanKey, size int, decode decodeFunc, use func([]by
 }
 
 // readAhead queues key for decoding in the background (decodeNow, with
-// usedUp) unless it is cached, being decoded or queued. It reports false when the queue is
-// full: the caller stops asking for now. Workers (at most c.slots) start
-// when there is work and end when the queue is empty.
+// usedUp) unless it is cached, being decoded or queued. It reports false
+// when the queue is full: the caller stops asking for now. Workers (at
+// most c.slots) start when there is work and end when the queue is empty.
 func (c *spanCache) readAhead(key spanKey, size int, decode decodeFunc, usedUp func() bool) bool {
 	if c.max <= 0 {
 		return false
