@@ -247,8 +247,16 @@ func killAt(t *testing.T, fired <-chan string, args ...string) (string, int) {
 // no server may remain. It says what it found.
 func cleanUpAfterKill(t *testing.T, dir string) string {
 	t.Helper()
+	// Wait for a settled state: no server, or a server that serves its
+	// mount. A server whose parent died before it reported mounts, fails
+	// to report, unmounts and exits: it passes through "mounted" on the
+	// way (CI once caught it there, then unmounted a moment later).
 	deadline := time.Now().Add(cmdTimeout())
-	for testenv.MountServer(dir) != 0 && !isMountPoint(dir) && time.Now().Before(deadline) {
+	for time.Now().Before(deadline) {
+		pid := testenv.MountServer(dir)
+		if pid == 0 || isMountPoint(dir) && serving(pid) {
+			break
+		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	pid := testenv.MountServer(dir)
@@ -270,6 +278,20 @@ func cleanUpAfterKill(t *testing.T, dir string) string {
 		checkGone(t, dir, pid)
 	}
 	return fmt.Sprintf("a working mount was left (server %d); ocifs umount removed it", pid)
+}
+
+// serving reports whether mount server pid has reported to its parent
+// and serves: only then does it open its log file in the cache
+// (ocifs/logs/mount-*.log, as TestMountServerLogs finds it); a server that
+// could not report never does.
+func serving(pid int) bool {
+	fds, _ := filepath.Glob(fmt.Sprintf("/proc/%d/fd/*", pid))
+	for _, fd := range fds {
+		if l, err := os.Readlink(fd); err == nil && strings.Contains(l, "/ocifs/logs/mount-") {
+			return true
+		}
+	}
+	return false
 }
 
 // TestKillServerWhileMounting SIGKILLs `ocifs mount --foreground` (which
