@@ -51,7 +51,7 @@ func (img *Image) DecodeAhead(t *overlay.Tree) (stop func()) {
 			if stopped.Load() {
 				return
 			}
-			c.stats.readAheads.Add(1)
+			c.stats.ordered.Add(1)
 			c.decodeNow(spanKey{s.sc.id, s.i}, s.sc.src.bufSize(s.i), s.sc.decoder(s.i), func() bool { return s.sc.usedUp(s.i) })
 		}
 	}()

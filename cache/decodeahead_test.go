@@ -122,7 +122,7 @@ func TestDecodeAhead(t *testing.T) {
 		}
 	}
 	time.Sleep(100 * time.Millisecond) // time to go on, if it wrongly did
-	got := int(s.SpanStats().ReadAheads)
+	got := int(s.SpanStats().Ordered)
 	if got >= len(order) {
 		t.Fatalf("decoded %d of %d spans before any read, want it stopped at 4 MiB ahead", got, len(order))
 	}
@@ -139,8 +139,8 @@ func TestDecodeAhead(t *testing.T) {
 	if u := s.spans.usage(); u != 0 {
 		t.Errorf("%d bytes still cached after every file was read", u)
 	}
-	if st := s.SpanStats(); st.ReadAheads < int64(len(order))/2 {
-		t.Errorf("only %d of %d spans decoded ahead (%s)", st.ReadAheads, len(order), st)
+	if st := s.SpanStats(); st.Ordered < int64(len(order))/2 {
+		t.Errorf("only %d of %d spans decoded ahead (%s)", st.Ordered, len(order), st)
 	}
 }
 

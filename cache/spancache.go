@@ -56,6 +56,7 @@ type spanCache struct {
 type spanStats struct {
 	hits, misses, waits, evictions atomic.Int64
 	readAheads                     atomic.Int64 // spans queued for read-ahead
+	ordered                        atomic.Int64 // spans Image.DecodeAhead went to decode
 	decodes                        atomic.Int64 // spans decoded (by readers and read-ahead)
 	released                       atomic.Int64 // spans dropped once used up
 }
@@ -64,16 +65,17 @@ type spanStats struct {
 // Store.SpanStats): spans read from the cache (Hits), read after waiting
 // for a decode under way (Waits), decoded by a reader (Misses) or in all
 // (Decodes, read-ahead included), queued for read-ahead (ReadAheads: a
-// queued span may be decoded by a reader first, or skipped) and
-// evicted by the size bound (Evictions) or dropped because every byte of
-// the tree's files in them was read (Released).
+// queued span may be decoded by a reader first, or skipped), taken up by
+// Image.DecodeAhead (Ordered: likewise), and evicted by the size bound
+// (Evictions) or dropped because every byte of the tree's files in them
+// was read (Released).
 type SpanStats struct {
-	Hits, Waits, Misses, Decodes, ReadAheads, Evictions, Released int64
+	Hits, Waits, Misses, Decodes, ReadAheads, Ordered, Evictions, Released int64
 }
 
 func (s SpanStats) String() string {
-	return fmt.Sprintf("spans: %d decoded (%d by readers that missed), %d queued to read ahead, %d hits, %d waits, %d evicted, %d released",
-		s.Decodes, s.Misses, s.ReadAheads, s.Hits, s.Waits, s.Evictions, s.Released)
+	return fmt.Sprintf("spans: %d decoded (%d by readers that missed), %d queued to read ahead, %d decoded ahead in walk order, %d hits, %d waits, %d evicted, %d released",
+		s.Decodes, s.Misses, s.ReadAheads, s.Ordered, s.Hits, s.Waits, s.Evictions, s.Released)
 }
 
 // SpanStats reports what the span cache did (layers read from their
@@ -81,7 +83,7 @@ func (s SpanStats) String() string {
 func (s *Store) SpanStats() SpanStats {
 	st := &s.spans.stats
 	return SpanStats{Hits: st.hits.Load(), Waits: st.waits.Load(), Misses: st.misses.Load(), Decodes: st.decodes.Load(),
-		ReadAheads: st.readAheads.Load(), Evictions: st.evictions.Load(), Released: st.released.Load()}
+		ReadAheads: st.readAheads.Load(), Ordered: st.ordered.Load(), Evictions: st.evictions.Load(), Released: st.released.Load()}
 }
 
 // spanKey names a span: a content's id (one per open layer) and the
@@ -402,3 +404,7 @@ func (c *spanCache) usage() int64 {
 	defer c.mu.Unlock()
 	return c.used
 }
+
+// SpanStats is the Store's SpanStats: its span cache is shared by all
+// the images it opened.
+func (img *Image) SpanStats() SpanStats { return img.store.SpanStats() }

@@ -7,7 +7,9 @@ import (
 	"io"
 	"math/rand/v2"
 	"path/filepath"
+	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -253,7 +255,9 @@ func TestCompactDiskOnRealisticImage(t *testing.T) {
 }
 
 // TestCompactBuildIdentical builds each image in both modes: the ext4
-// images are byte-identical and e2fsck-clean.
+// images are byte-identical and e2fsck-clean; the compact build of the
+// big image decodes spans ahead of mkfs and releases them once read (its
+// --debug span stats say so).
 func TestCompactBuildIdentical(t *testing.T) {
 	requireBuild(t)
 	reg := testregistry.Start(t)
@@ -265,7 +269,13 @@ func TestCompactBuildIdentical(t *testing.T) {
 			var sums []string
 			for _, mode := range []string{"compact", "unpacked"} {
 				out := filepath.Join(t.TempDir(), mode+".ext4")
-				mustOcifs(t, modeEnv(t, t.TempDir(), mode), "build", ref, out)
+				_, stderr, code := runOcifs(t, modeEnv(t, t.TempDir(), mode), "--debug", "build", ref, out)
+				if code != 0 {
+					t.Fatalf("ocifs build (%s) exited %d: %s", mode, code, stderr)
+				}
+				if mode == "compact" && name == "big" { // tiny layers may be read before DecodeAhead gets to them
+					checkSpanStats(t, stderr)
+				}
 				fsck(t, out)
 				sums = append(sums, fileSHA256(t, out))
 			}
@@ -311,4 +321,22 @@ func TestCompactModeSwitch(t *testing.T) {
 		t.Errorf("prune --max-unpacked 0: %s", out)
 	}
 	mustOcifs(t, compact, "cache", "verify")
+}
+
+var spanStatsRE = regexp.MustCompile(`spans: (\d+) decoded \((\d+) by readers that missed\), \d+ queued to read ahead, (\d+) decoded ahead in walk order, .* (\d+) released`)
+
+// checkSpanStats checks a compact build's --debug span stats: spans were
+// decoded ahead in walk order (Image.DecodeAhead) and released once read.
+func checkSpanStats(t *testing.T, stderr string) {
+	t.Helper()
+	m := spanStatsRE.FindStringSubmatch(stderr)
+	if m == nil {
+		t.Fatalf("no span stats in the build's debug log:\n%s", stderr)
+	}
+	decoded, _ := strconv.Atoi(m[1])
+	ahead, _ := strconv.Atoi(m[3])
+	released, _ := strconv.Atoi(m[4])
+	if decoded == 0 || ahead == 0 || released == 0 {
+		t.Errorf("compact build: %s; want spans decoded ahead and released", m[0])
+	}
 }

@@ -23,13 +23,16 @@ type buildMount struct {
 	log       *slog.Logger
 	stopWarm  func() error // kills the walk; its error if it failed first
 	stopAhead func()       // ends DecodeAhead
-	unmounted chan error   // Unmount's result, once released
-	once      sync.Once    // guards the release
+	img       *cache.Image
+	unmounted chan error // Unmount's result, once released
+	once      sync.Once  // guards the release
 }
 
 func startBuildMount(ctx context.Context, g *globals, tree *overlay.Tree, img *cache.Image, dir string) (*buildMount, error) {
+	stopAhead := img.DecodeAhead(tree) // first: it gets a head start on the readers
 	srv, err := fusefs.Mount(dir, tree, img, fusefs.Options{Logger: g.Log, FsName: "ocifs:" + img.Ref, Prefetch: true})
 	if err != nil {
+		stopAhead()
 		return nil, err
 	}
 	stop, err := startWarm(srv.Dir())
@@ -37,7 +40,7 @@ func startBuildMount(ctx context.Context, g *globals, tree *overlay.Tree, img *c
 		g.Log.Debug("building without a warm-up walk", "err", err)
 		stop = func() error { return nil }
 	}
-	return &buildMount{srv: srv, log: g.Log, stopWarm: stop, stopAhead: img.DecodeAhead(tree), unmounted: make(chan error, 1)}, nil
+	return &buildMount{srv: srv, log: g.Log, stopWarm: stop, stopAhead: stopAhead, img: img, unmounted: make(chan error, 1)}, nil
 }
 
 // release stops the walk and starts unmounting in the background; only
@@ -48,7 +51,7 @@ func (m *buildMount) release() {
 		if err := m.stopWarm(); err != nil {
 			m.log.Debug("walking the mount ahead of mkfs", "err", err)
 		}
-		m.log.Debug("mount served mkfs", "requests", m.srv.Stats().String())
+		m.log.Debug("mount served mkfs", "requests", m.srv.Stats().String(), "spans", m.img.SpanStats().String())
 		go func() { m.unmounted <- m.srv.Unmount() }()
 	})
 }
