@@ -67,6 +67,14 @@ func lazyAcceptance(t *testing.T, format string) {
 		t.Errorf("targets missed: first read after %v (limit %v), %d bytes fetched (limit %d)", first, full/20, mounted+fetched, image/50)
 	}
 
+	// A metadata walk of the whole lazy mount (what find -printf or
+	// ls -lR does): the TOCs answer it, nothing is fetched.
+	before = blobBytesSent(p)
+	start = time.Now()
+	paths := metadataWalk(t, dir)
+	t.Logf("lazy acceptance (%s): metadata walk of the lazy mount: %d paths in %v, %d blob bytes fetched",
+		format, paths, time.Since(start).Round(time.Millisecond), blobBytesSent(p)-before)
+
 	// A cold build both ways: pull then build, and build --lazy (mkfs
 	// reads through the lazy mount while the rest downloads in the
 	// background). Reported, not a target.

@@ -84,6 +84,13 @@ func TestLazyMountMatchesPull(t *testing.T) {
 	if n := blobBytesSent(li.proxy) - before; n > 256<<10 {
 		t.Fatalf("a lazy mount fetched %d blob bytes before any read (TOCs and small layers expected)", n)
 	}
+	before = blobBytesSent(li.proxy)
+	if n := metadataWalk(t, dir); n < 10 {
+		t.Fatalf("the metadata walk saw %d paths", n)
+	}
+	if n := blobBytesSent(li.proxy) - before; n != 0 {
+		t.Fatalf("a metadata walk of the lazy mount fetched %d blob bytes, want none (the TOCs hold it all)", n)
+	}
 	got := walkMount(t, dir)
 	requireNoDiff(t, "lazy mount of the eStargz conversion (a) vs mount of the original (b)", got, want, exact)
 
@@ -97,6 +104,38 @@ func TestLazyMountMatchesPull(t *testing.T) {
 		t.Fatalf("mounting the fetched image sent %d more blob bytes", n)
 	}
 	mustOcifs(t, env2, "cache", "verify")
+}
+
+// metadataWalk lstats every path under dir and reads every symlink and
+// xattr list, as `find -printf` or `ls -lR` would, without reading file
+// content; it returns the number of paths.
+func metadataWalk(t *testing.T, dir string) int {
+	t.Helper()
+	n := 0
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		if fi.Mode()&os.ModeSymlink != 0 {
+			if _, err := os.Readlink(p); err != nil {
+				return err
+			}
+		}
+		buf := make([]byte, 64<<10)
+		if _, err := syscall.Listxattr(p, buf); err != nil && !errors.Is(err, syscall.ENOTSUP) {
+			return fmt.Errorf("listxattr %s: %w", p, err)
+		}
+		n++
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("walking %s: %v", dir, err)
+	}
+	return n
 }
 
 // waitRecorded waits for the background fetch to record the image.
