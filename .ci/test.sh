@@ -61,55 +61,16 @@ ensure_fuse_device() {
 	[ -e /dev/fuse ] || mknod -m 0600 /dev/fuse c 10 229 || true
 }
 
-# registry_up PORT: true once the registry answers GET /v2/ with 200.
-# (A subshell, so that a refused connection's message and the redirections
-# stay out of this shell.)
-registry_up() {
-	(
-		exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
-		printf 'GET /v2/ HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3
-		read -r -t 2 _ status _ <&3 || exit 1
-		[ "$status" = 200 ]
-	) 2>/dev/null
-}
+source bench/registry.sh
+die() { echo "test.sh: $*" >&2; exit 1; }
 
-start_registry() {
+# start_test_registry: one registry for the whole run (bench/registry.sh),
+# its address in OCIFS_TEST_REGISTRY for internal/testregistry.
+start_test_registry() {
 	regdir=$(mktemp -d -t ocifs-registry.XXXXXX)
-	local attempt port
-	for attempt in 1 2 3 4 5; do
-		port=$((20000 + RANDOM % 30000))
-		cat >"$regdir/config.yml" <<CONF
-version: 0.1
-log:
-  level: warn
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: $regdir/storage
-  delete:
-    enabled: true
-http:
-  addr: 127.0.0.1:$port
-CONF
-		docker-registry serve "$regdir/config.yml" >"$regdir/registry.log" 2>&1 &
-		regpid=$!
-		for _ in $(seq 100); do
-			if registry_up "$port"; then
-				export OCIFS_TEST_REGISTRY="127.0.0.1:$port"
-				echo "test.sh: registry on $OCIFS_TEST_REGISTRY (pid $regpid)" >&2
-				return
-			fi
-			kill -0 "$regpid" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill "$regpid" 2>/dev/null || true
-		wait "$regpid" 2>/dev/null || true
-		regpid=""
-	done
-	echo "test.sh: docker-registry did not start; its log:" >&2
-	cat "$regdir/registry.log" >&2
-	exit 1
+	start_registry "$regdir"
+	export OCIFS_TEST_REGISTRY="127.0.0.1:$port"
+	echo "test.sh: registry on $OCIFS_TEST_REGISTRY (pid $regpid)" >&2
 }
 
 stop_registry() {
@@ -127,7 +88,7 @@ trap 'exit 130' INT TERM
 
 install_prerequisites
 ensure_fuse_device
-start_registry
+start_test_registry
 export OCIFS_TEST_STRICT=1
 
 echo "test.sh: go vet ./..." >&2

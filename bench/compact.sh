@@ -35,7 +35,7 @@ done
 die() { echo "compact.sh: $*" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || die "run as root (dropping kernel caches needs it)"
 [ -n "$rootfs" ] && [ -d "$rootfs" ] || die "--rootfs DIR is required (a debootstrapped tree)"
-for t in docker-registry mkfs.ext4 fusermount3 go curl; do
+for t in docker-registry mkfs.ext4 fusermount3 go; do
 	command -v "$t" >/dev/null || die "missing $t"
 done
 work=${work:-$(mktemp -d /var/tmp/ocifs-compact.XXXXXX)}

@@ -41,8 +41,8 @@ done
 
 die() { echo "run.sh: $*" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || die "run as root (debootstrap and dropping kernel caches need it)"
-for t in debootstrap docker-registry mkfs.ext4 e2fsck debugfs fusermount3 go tar gzip curl; do
-	command -v "$t" >/dev/null || die "missing $t (apt-get install debootstrap docker-registry e2fsprogs fuse3 tar gzip curl)"
+for t in debootstrap docker-registry mkfs.ext4 e2fsck debugfs fusermount3 go tar gzip; do
+	command -v "$t" >/dev/null || die "missing $t (apt-get install debootstrap docker-registry e2fsprogs fuse3 tar gzip)"
 done
 
 # mirror prints the first Debian mirror URI of the apt configuration.
