@@ -125,6 +125,19 @@ func lazyFixtureWith(t *testing.T, lr *lazyRegistry, opts ConvertOptions) (orig,
 // smallContent is what lazyFixtureAs writes in etc/small/fNN.
 func smallContent(i int) string { return strings.Repeat(fmt.Sprint(i), 100+i*37) }
 
+// getLazyQuick opens ref lazily from a new store that retries little
+// (2 attempts, 50 ms apart) with reads bounded to 2 s (lo's other fields
+// kept), for the fault tests; the image is closed at the test's end.
+func getLazyQuick(t *testing.T, ref string, lo LazyOptions) *Image {
+	t.Helper()
+	s, err := Open(t.TempDir(), Options{Network: Network{Attempts: 2, Backoff: 50 * time.Millisecond}})
+	must(t, err)
+	lo.ReadTimeout = 2 * time.Second
+	img := getLazy(t, s, ref, lo)
+	t.Cleanup(func() { img.Close() })
+	return img
+}
+
 // getLazy opens ref lazily; the caller closes the image.
 func getLazy(t *testing.T, s *Store, ref string, lo LazyOptions) *Image {
 	t.Helper()
@@ -288,10 +301,7 @@ func TestLazyWithoutRangeFallsBack(t *testing.T) { testLazyWithoutRange(t, Forma
 func TestLazyRegistryGoneThenBack(t *testing.T) {
 	lr := startLazyRegistry(t)
 	_, conv, _ := lazyFixture(t, lr)
-	s, err := Open(t.TempDir(), Options{Network: Network{Attempts: 2, Backoff: 50 * time.Millisecond}})
-	must(t, err)
-	img := getLazy(t, s, conv, LazyOptions{ReadTimeout: 2 * time.Second})
-	defer img.Close()
+	img := getLazyQuick(t, conv, LazyOptions{})
 	lr.mode.Store(regDown)
 	start := time.Now()
 	if _, err := readPath(img, "etc/small/f07"); err == nil {

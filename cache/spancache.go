@@ -172,12 +172,12 @@ func (c *spanCache) read(key spanKey, size int, decode decodeFunc, use func([]by
 			c.unpin(e)
 			continue // the failed entry left the map: the next pass decodes
 		}
-		defer c.unpin(e)
-		if e.err != nil {
-			return e.err
+		err := e.err
+		if err == nil {
+			use(e.data)
 		}
-		use(e.data)
-		return nil
+		c.unpin(e)
+		return err
 	}
 }
 

@@ -272,11 +272,7 @@ func TestLazyContainersZstdChunked(t *testing.T) {
 func TestLazyContainersZstdChunkedCorrupt(t *testing.T) {
 	lr := startLazyRegistry(t)
 	ref, _, want := csFixture(t, lr)
-	s, err := Open(t.TempDir(), Options{Network: Network{Attempts: 2, Backoff: 50 * time.Millisecond}})
-	must(t, err)
-	img, err := s.GetLazy(context.Background(), ref, PullOptions{}, LazyOptions{ReadTimeout: 2 * time.Second, FetchWindow: 1})
-	must(t, err)
-	defer img.Close()
+	img := getLazyQuick(t, ref, LazyOptions{FetchWindow: 1})
 	lr.mode.Store(regCorrupt)
 	for _, p := range []string{"rand.bin", "big.bin"} {
 		if _, err := readPath(img, p); !isErr(err, ErrDigestMismatch) {

@@ -10,7 +10,6 @@ import (
 	"runtime"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/klauspost/compress/zstd"
@@ -53,10 +52,7 @@ func TestLazyZstdChunkedMatchesPull(t *testing.T) {
 func TestLazyZstdChunkedCorruptChunk(t *testing.T) {
 	lr := startLazyRegistry(t)
 	_, conv, _ := lazyFixtureAs(t, lr, FormatZstdChunked)
-	s, err := Open(t.TempDir(), Options{Network: Network{Attempts: 2, Backoff: 50 * time.Millisecond}})
-	must(t, err)
-	img := getLazy(t, s, conv, LazyOptions{ReadTimeout: 2 * time.Second})
-	defer img.Close()
+	img := getLazyQuick(t, conv, LazyOptions{})
 	lr.mode.Store(regCorrupt)
 	if _, err := readPath(img, "big.bin"); !errors.Is(err, ErrDigestMismatch) {
 		t.Fatalf("reading corrupted chunks: %v, want a digest mismatch", err)

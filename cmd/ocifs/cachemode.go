@@ -58,10 +58,10 @@ func parseCacheModeFlags(c *cli.Context, g *globals) []error {
 // prefetcher, and a span evicted in between is decoded twice. On the
 // benchmark image (118 MiB of spans hold live files) a cache that holds
 // them all made the warm build about 5% faster than 32 or 64 MiB (see
-// docs/BENCHMARKS.md); a build's memory is short-lived. Since spans leave
-// the cache once read and the build decodes at most 32 MiB ahead
-// (cache.Image.DecodeAhead), it holds about that much in practice; the
-// bound matters when mkfs lags further behind.
+// docs/BENCHMARKS.md); a build's memory is short-lived. That comparison
+// predates cache.Image.DecodeAhead (at most 32 MiB ahead) and spans
+// leaving the cache once read; since then the bound only matters for
+// spans read before they are used up, as when mkfs lags far behind.
 const buildSpanCache = 256 << 20
 
 // cacheModeArgs renders the flags for the mount server.
