@@ -177,7 +177,10 @@ func (w *worker) lstatMissing(p string, want []error) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("lstat %s: %v, want one of %v", p, err, want)
+	if err == nil {
+		return fmt.Errorf("lstat %s: exists, want one of %v", p, want)
+	}
+	return fmt.Errorf("lstat %s: %w, want one of %v", p, err, want)
 }
 
 func (w *worker) readlink(p string) error {

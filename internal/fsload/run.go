@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -56,8 +58,10 @@ type state struct {
 	errs   atomic.Int64
 	slow   time.Duration // an operation slower than this is an error
 
-	mu      sync.Mutex // guards samples
-	samples []string
+	mu        sync.Mutex // guards samples, errnos and firstFail
+	samples   []string
+	errnos    map[syscall.Errno]int64
+	firstFail time.Time
 }
 
 func (s *state) count(o op, lat time.Duration) {
@@ -71,12 +75,23 @@ func (s *state) count(o op, lat time.Duration) {
 }
 
 func (s *state) fail(err error) {
-	if s.errs.Add(1) > maxSamples {
-		return
+	n := s.errs.Add(1)
+	var errno syscall.Errno
+	if !errors.As(err, &errno) {
+		errno = 0
 	}
 	s.mu.Lock()
-	s.samples = append(s.samples, err.Error())
-	s.mu.Unlock()
+	defer s.mu.Unlock()
+	if s.firstFail.IsZero() {
+		s.firstFail = time.Now()
+	}
+	if s.errnos == nil {
+		s.errnos = map[syscall.Errno]int64{}
+	}
+	s.errnos[errno]++
+	if n <= maxSamples {
+		s.samples = append(s.samples, err.Error())
+	}
 }
 
 // Result is what a Run did and saw.
@@ -88,6 +103,8 @@ type Result struct {
 	MaxLat  map[string]time.Duration // the slowest of each kind
 	Walks   int64                    // complete walks of the tree
 	Errors  int64                    // operations that failed
+	Errnos  map[syscall.Errno]int64  // failures by errno; 0 for those without one (wrong data, too slow)
+	First   time.Time                // when the first failure happened
 	Samples []string                 // the first errors
 	Stuck   []string                 // operations still blocked at the end
 }
@@ -217,6 +234,8 @@ func (s *state) collect(res *Result) {
 	res.Errors = s.errs.Load()
 	s.mu.Lock()
 	res.Samples = append([]string(nil), s.samples...)
+	res.Errnos = maps.Clone(s.errnos)
+	res.First = s.firstFail
 	s.mu.Unlock()
 }
 
