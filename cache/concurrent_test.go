@@ -146,17 +146,25 @@ func TestKilledPullThenRerun(t *testing.T) {
 		cmd.Process.Kill()
 		t.Fatal("the child never reached the stalled blob")
 	}
-	time.Sleep(50 * time.Millisecond) // let the child write what it received
+	// Kill it mid-blob: once it has written some of what it received.
+	var temps []string
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		temps = nonEmptyFiles(filepath.Join(dir, tmpDir))
+		if len(temps) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatal("the child never wrote a temp file")
+		}
+	}
 	must(t, cmd.Process.Signal(syscall.SIGKILL))
 	cmd.Wait()
 	s := openStore(t, dir)
 	if exists(s.blobPath(layers[0].digest())) {
 		t.Fatal("partial blob under its final name after SIGKILL")
 	}
-	temps, _ := filepath.Glob(filepath.Join(dir, tmpDir, "*"))
-	if len(temps) == 0 {
-		t.Error("the killed pull left no temp file: was it killed mid-blob?")
-	}
+	temps, _ = filepath.Glob(filepath.Join(dir, tmpDir, "*"))
 	old := time.Now().Add(-2 * staleTempAge)
 	for _, p := range temps {
 		os.Chtimes(p, old, old)
@@ -167,4 +175,16 @@ func TestKilledPullThenRerun(t *testing.T) {
 	defer got.Close()
 	checkImageAgainst(t, got, layers)
 	checkNoTemps(t, s) // the rerun cleaned the dead process's temp files
+}
+
+// nonEmptyFiles lists the non-empty files in dir.
+func nonEmptyFiles(dir string) []string {
+	var out []string
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if fi, err := e.Info(); err == nil && fi.Mode().IsRegular() && fi.Size() > 0 {
+			out = append(out, filepath.Join(dir, e.Name()))
+		}
+	}
+	return out
 }

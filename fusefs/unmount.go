@@ -79,7 +79,10 @@ func dead(dir string) bool {
 	}()
 	select {
 	case err := <-done:
-		return errors.Is(err, syscall.ENOTCONN)
+		// ENOTCONN once the connection is gone; ECONNABORTED when the
+		// probe was queued as it was being aborted (a server killed a
+		// moment ago, whose descriptors are still being closed).
+		return errors.Is(err, syscall.ENOTCONN) || errors.Is(err, syscall.ECONNABORTED)
 	case <-time.After(probeTimeout):
 		return true
 	}

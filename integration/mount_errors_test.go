@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -77,8 +76,7 @@ func TestUmountKilledServer(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(dir, "hello")); err != nil || string(b) != "world\n" {
 		t.Fatalf("reading through the mount: %q, %v", b, err)
 	}
-	syscall.Kill(serverPid(t, dir), syscall.SIGKILL)
-	time.Sleep(100 * time.Millisecond)
+	killAndWait(t, serverPid(t, dir))
 	if _, err := os.ReadDir(filepath.Join(dir, "d")); err == nil {
 		t.Log("listing still served from the kernel's cache")
 	}

@@ -53,7 +53,7 @@ func TestKilledServerUnderLoad(t *testing.T) {
 	}()
 	time.Sleep(time.Second)
 	killed := time.Now()
-	syscall.Kill(pid, syscall.SIGKILL)
+	killAndWait(t, pid)
 	time.Sleep(500 * time.Millisecond)
 	cancel()
 	res := <-results
@@ -201,9 +201,9 @@ func TestKillMountParent(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			f.proxy.Reset()
 			dir := mountDir(t)
-			what, code := killAt(t, moment(t, dir), "mount", f.ref, dir)
+			what, code, kids := killAt(t, moment(t, dir), "mount", f.ref, dir)
 			f.proxy.Reset()
-			left := cleanUpAfterKill(t, dir)
+			left := cleanUpAfterKill(t, dir, kids)
 			t.Logf("killed at %s (exit %d); %s", what, code, left)
 			checkBlobsVerify(t)
 			mustOcifs(t, nil, "mount", f.ref, dir)
@@ -257,31 +257,38 @@ func poll(t *testing.T, what string, cond func() bool) <-chan string {
 
 // killAt starts ocifs with args and SIGKILLs that one process when
 // fired fires; it returns what fired ("finished" if ocifs ended first)
-// and the exit code.
-func killAt(t *testing.T, fired <-chan string, args ...string) (string, int) {
+// and the exit code, and the children it had when killed.
+func killAt(t *testing.T, fired <-chan string, args ...string) (string, int, map[int]string) {
 	t.Helper()
 	k := newKillable(t, nil, args...)
 	k.start(t)
 	what := k.killAt(t, fired, nil)
-	return what, k.code
+	return what, k.code, k.kids
 }
 
 // cleanUpAfterKill waits until a server left by a killed `ocifs mount`
 // either mounted or gave up, then checks what is left: a mount must work
 // and go away with `ocifs umount` (its server exiting); without a mount,
-// no server may remain. It says what it found.
-func cleanUpAfterKill(t *testing.T, dir string) string {
+// no server may remain. kids are the children the killed ocifs had: one
+// killed between fork and exec is not yet recognizable as a server. It
+// says what it found.
+func cleanUpAfterKill(t *testing.T, dir string, kids map[int]string) string {
 	t.Helper()
 	// Wait for a settled state: no server, or a server that serves its
 	// mount. A server whose parent died before it reported mounts, fails
 	// to report, unmounts and exits: it passes through "mounted" on the
 	// way (CI once caught it there, then unmounted a moment later).
-	deadline := time.Now().Add(cmdTimeout())
-	for time.Now().Before(deadline) {
-		pid := testenv.MountServer(dir)
-		if pid == 0 || isMountPoint(dir) && serving(pid) {
-			break
+	// Every child of the killed ocifs must have exited or be that server.
+	settled := func(pid int) bool {
+		for kid := range kids {
+			if kid != pid && alive(kid) {
+				return false
+			}
 		}
+		return pid == 0 || isMountPoint(dir) && serving(pid)
+	}
+	deadline := time.Now().Add(cmdTimeout())
+	for time.Now().Before(deadline) && !settled(testenv.MountServer(dir)) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	pid := testenv.MountServer(dir)

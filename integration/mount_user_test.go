@@ -68,7 +68,7 @@ func TestMountAsNobody(t *testing.T) {
 		t.Error("root entered nobody's private mount")
 	}
 
-	syscall.Kill(serverPid(t, dir), syscall.SIGKILL)
+	killAndWait(t, serverPid(t, dir))
 	if _, stderr, code := runOcifsAs(t, nobodyUID, nobodyGID, nil, "mount", ref, dir); code != 1 || !strings.Contains(stderr, "server is gone") {
 		t.Errorf("mount over a dead mount: exit %d, %s", code, stderr)
 	}

@@ -66,6 +66,17 @@ func waitExit(pid int, d time.Duration) error {
 	return nil
 }
 
+// killAndWait kills pid with SIGKILL and waits until it has exited. Only
+// then has it closed its descriptors, /dev/fuse among them, which is what
+// aborts a FUSE connection: until then a request to its mount is queued.
+func killAndWait(t *testing.T, pid int) {
+	t.Helper()
+	syscall.Kill(pid, syscall.SIGKILL)
+	if err := waitExit(pid, reapTimeout); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // within runs fn and returns its error, failing the test if fn takes
 // longer than d: a system call hanging on a dead mount. The goroutine is
 // then left behind, blocked.

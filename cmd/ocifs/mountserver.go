@@ -179,9 +179,11 @@ func runMountServer(c *cli.Context) error {
 			return fmt.Errorf("reporting to ocifs mount: %w", err)
 		}
 		served = true
-		releaseMergeMemory()
+		// Let go of ocifs mount's stderr first: whoever waits for ocifs
+		// mount reads that pipe to its end.
 		quiet.set(openServerLog(g.CacheDir, req.Dir))
 		detach()
+		releaseMergeMemory()
 		return m.serveUntil(c.Context, g)
 	}()
 	if err != nil && !served {

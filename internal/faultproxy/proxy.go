@@ -105,11 +105,11 @@ type Proxy struct {
 	srv     *http.Server
 	closed  chan struct{}
 
-	mu      sync.Mutex // guards rules, uses, log, release, bucket
+	mu      sync.Mutex // guards rules, uses, log (and what it points to), release, bucket
 	bucket  *bucket    // nil: no bandwidth cap (SetRate)
 	rules   []Rule
 	uses    []int
-	log     []Request
+	log     []*Request
 	release chan struct{}
 }
 
@@ -186,11 +186,18 @@ func (p *Proxy) Release() {
 	p.release = make(chan struct{})
 }
 
-// Requests returns what the proxy handled so far, in order of arrival.
+// Requests returns what the proxy handled so far, in order of arrival,
+// requests still being answered included: their Sent counts the body
+// bytes written so far, so a client that has read some bytes finds them
+// counted.
 func (p *Proxy) Requests() []Request {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return append([]Request(nil), p.log...)
+	out := make([]Request, len(p.log))
+	for i, r := range p.log {
+		out[i] = *r
+	}
+	return out
 }
 
 // Applied counts the requests to which a fault of kind f was applied.
@@ -218,8 +225,18 @@ func (p *Proxy) pick(req *http.Request) (Rule, chan struct{}) {
 	return Rule{Fault: Pass}, p.release
 }
 
-func (p *Proxy) record(r Request) {
+// record adds r to the log and returns the logged copy, which update
+// changes.
+func (p *Proxy) record(r Request) *Request {
 	p.mu.Lock()
-	p.log = append(p.log, r)
+	defer p.mu.Unlock()
+	p.log = append(p.log, &r)
+	return &r
+}
+
+// update changes a logged request.
+func (p *Proxy) update(r *Request, fn func(*Request)) {
+	p.mu.Lock()
+	fn(r)
 	p.mu.Unlock()
 }

@@ -9,9 +9,8 @@ import (
 
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	rule, release := p.pick(req)
-	rec := Request{Method: req.Method, Path: req.URL.Path, Range: req.Header.Get("Range"), Fault: rule.Fault}
-	// A dropped connection ends the handler with a panic; record first.
-	defer func() { p.record(rec) }()
+	rec := p.record(Request{Method: req.Method, Path: req.URL.Path, Range: req.Header.Get("Range"), Fault: rule.Fault})
+	w = &countingWriter{ResponseWriter: w, p: p, rec: rec}
 	switch rule.Fault {
 	case Status:
 		if rule.RetryAfter != "" {
@@ -19,8 +18,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(rule.Status)
-		n, _ := io.WriteString(w, `{"errors":[{"code":"UNKNOWN","message":"injected by faultproxy"}]}`)
-		rec.Status, rec.Sent = rule.Status, int64(n)
+		io.WriteString(w, `{"errors":[{"code":"UNKNOWN","message":"injected by faultproxy"}]}`)
 		rule.signal(req.URL.Path)
 		return
 	case IgnoreRange:
@@ -36,7 +34,6 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	resp, err := p.forward(req)
 	if err != nil {
 		w.WriteHeader(http.StatusBadGateway)
-		rec.Status = http.StatusBadGateway
 		return
 	}
 	defer resp.Body.Close()
@@ -44,9 +41,33 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		w.Header()[k] = v
 	}
 	w.WriteHeader(resp.StatusCode)
-	rec.Status = resp.StatusCode
-	p.body(w, req, resp.Body, rule, release, &rec)
+	p.body(w, req, resp.Body, rule, release)
 }
+
+// countingWriter logs the status and the body bytes of a response as they
+// are written: before the client can have them.
+type countingWriter struct {
+	http.ResponseWriter
+	p   *Proxy
+	rec *Request
+}
+
+func (c *countingWriter) WriteHeader(code int) {
+	c.p.update(c.rec, func(r *Request) { r.Status = code })
+	c.ResponseWriter.WriteHeader(code)
+}
+
+func (c *countingWriter) Write(b []byte) (int, error) {
+	// Count first: the client may have the bytes before Write returns.
+	c.p.update(c.rec, func(r *Request) { r.Sent += int64(len(b)) })
+	n, err := c.ResponseWriter.Write(b)
+	if n < len(b) {
+		c.p.update(c.rec, func(r *Request) { r.Sent -= int64(len(b) - n) })
+	}
+	return n, err
+}
+
+func (c *countingWriter) Flush() { c.ResponseWriter.(http.Flusher).Flush() }
 
 // forward sends req to the backend, with the client's Host header.
 func (p *Proxy) forward(req *http.Request) (*http.Response, error) {
@@ -61,15 +82,14 @@ func (p *Proxy) forward(req *http.Request) (*http.Response, error) {
 }
 
 // body copies the backend's body to the client, applying a body fault.
-func (p *Proxy) body(rw http.ResponseWriter, req *http.Request, body io.Reader, rule Rule, release chan struct{}, rec *Request) {
+func (p *Proxy) body(rw http.ResponseWriter, req *http.Request, body io.Reader, rule Rule, release chan struct{}) {
 	var w io.Writer = rw
 	if b := p.limiter(); b != nil {
 		w = limitedWriter{w: rw, b: b}
 	}
 	switch rule.Fault {
 	case Drop, Stall:
-		n, _ := io.Copy(w, io.LimitReader(body, rule.After))
-		rec.Sent = n
+		io.Copy(w, io.LimitReader(body, rule.After))
 		rw.(http.Flusher).Flush()
 		rule.signal(req.URL.Path)
 		if rule.Fault == Stall {
@@ -81,11 +101,9 @@ func (p *Proxy) body(rw http.ResponseWriter, req *http.Request, body io.Reader, 
 		}
 		panic(http.ErrAbortHandler) // close the connection mid-body
 	case Corrupt:
-		n, _ := io.Copy(w, &flipReader{r: body, at: rule.After})
-		rec.Sent = n
+		io.Copy(w, &flipReader{r: body, at: rule.After})
 	default:
-		n, _ := io.Copy(w, body)
-		rec.Sent = n
+		io.Copy(w, body)
 	}
 }
 
