@@ -1,7 +1,7 @@
 # The two set-up commands of README.md: `make demo` (the main job on the
 # embedded demo image) and `make test` (everything CI runs).
 SHELL := /bin/bash
-export PATH := $(PATH):/usr/local/go/bin
+export PATH := $(PATH):/usr/local/go/bin:/usr/sbin:/sbin
 
 GO      ?= go
 BUILD   := build

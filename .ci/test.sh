@@ -27,6 +27,7 @@ declare -A pkgs=(
 	[debootstrap]=debootstrap
 	[pigz]=pigz
 	[strace]=strace
+	[gcc]=gcc # cgo, which go test -race needs
 )
 
 install_prerequisites() {

@@ -10,6 +10,8 @@
 //	DIR/ocifs/seek/sha256/<digest>      a compressed blob's seek index
 //	DIR/ocifs/unpacked/sha256/<diffID>  a compressed layer's tar stream
 //	DIR/ocifs/trees/sha256/<hash>       saved merged trees
+//	DIR/ocifs/lazy/sha256/<digest>.*    a lazy layer's partial blob, the
+//	                                    pieces it has, its TOC (lazy_store.go)
 //	DIR/ocifs/tmp/                      files being written
 //	DIR/ocifs/locks/                    flock files
 //

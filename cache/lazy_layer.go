@@ -29,9 +29,9 @@ type LazyOptions struct {
 	// registry (retries included) before it fails; the mount answers EIO
 	// and a later read tries again.
 	ReadTimeout time.Duration
-	// FetchWindow is the bytes of the blob one read asks for at least:
-	// the chunk it needs and the missing chunks after it, which tar order
-	// makes likely to be read next.
+	// FetchWindow is the most bytes of the blob one read asks for: the
+	// chunk it needs (whatever its size) and the missing chunks after it
+	// while they fit, which tar order makes likely to be read next.
 	FetchWindow int64
 }
 

@@ -19,19 +19,19 @@ const (
 	// keep their copy.
 	ModeCompact Mode = "compact"
 	// ModeUnpacked keeps a decompressed copy of every compressed layer
-	// and reads it with pread (and splice). Reads cost no decoding; the
+	// and reads it with pread. Reads cost no decoding; the
 	// cache holds the blobs plus every layer's tar stream.
 	ModeUnpacked Mode = "unpacked"
 )
 
 // DefaultMode is the mode of a Store whose Options.Mode is empty:
 // unpacked, by measurement (docs/BENCHMARKS.md, "Cache modes"). On the
-// benchmark image compact mode stores 3.2 times less and pulls faster,
-// but a warm ocifs build takes about 1.4 times as long (decoding costs
-// 0.3 s of CPU per 120 MiB read, which on a busy 2-CPU machine lands on
-// mkfs's critical path), random reads have a 7 ms p99 instead of 0.2 ms,
-// and a mount server holds 64 MiB instead of 20. Building and mounting
-// are what ocifs is for; disk is what compact mode is for.
+// benchmark image compact mode stores 3.2 times less, but a warm ocifs
+// build takes about 1.26 times as long (decoding costs 0.2-0.25 s of CPU
+// per 120 MiB read, which on a busy 2-CPU machine lands on mkfs's
+// critical path), random reads have a 4.6 ms p99 instead of 0.16 ms, and
+// a mount server holds 38 MiB instead of 20 after a full read. Building
+// and mounting are what ocifs is for; disk is what compact mode is for.
 const DefaultMode = ModeUnpacked
 
 // ParseMode reads a mode name ("compact" or "unpacked").

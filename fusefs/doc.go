@@ -124,7 +124,7 @@
 // directory proves it; a store for an inode the kernel does not know yet
 // fails). A reader that reads every file it lists then mostly finds
 // them cached: for the Debian image of docs/BENCHMARKS.md, mkfs.ext4 -d
-// sends about 800 READs instead of 5,600, and the pushing runs on
+// sends about 900 READs instead of 5,600, and the pushing runs on
 // another CPU meanwhile. A file that a READ asked for first is not
 // pushed again. The cost is page cache for files nobody reads, so
 // `ocifs build` uses it and `ocifs mount` only with --prefetch. Stats
@@ -136,7 +136,7 @@
 // listing every directory and reading every symlink, so that those round
 // trips (and, with Prefetch, the pushes they trigger) run on another CPU
 // ahead of the reader. With both, mkfs.ext4 -d over the Debian image
-// sends about 190 READs and almost no other request itself, and takes
+// sends about 160 READs and almost no other request itself, and takes
 // 1.2 times as long as over an extracted tree (1.04 times when the walk
 // and the pushes are done before it starts).
 //
