@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 	"time"
 
 	"github.com/ocifs/ocifs/internal/testenv"
@@ -86,6 +88,27 @@ func TestBuildErrors(t *testing.T) {
 	_, stderr, code = runOcifs(t, nil, "build", ref+"-missing", filepath.Join(dir, "out.ext4"))
 	checkFailure(t, "missing image", code, 3, stderr)
 	emptyDir(t, dir)
+
+	// OUT is replaced by a rename: only a regular file may be there.
+	// /dev/null as OUT once became an 8 MB regular file.
+	fifo, link := filepath.Join(dir, "fifo.ext4"), filepath.Join(dir, "link.ext4")
+	if err := unix.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(dir, "target.ext4"), link); err != nil {
+		t.Fatal(err)
+	}
+	for out, want := range map[string]string{os.DevNull: "but a character device", fifo: "but a FIFO", link: "is a symbolic link", dir: "is a directory"} {
+		before, _ := os.Lstat(out)
+		_, stderr, code = runOcifs(t, nil, "build", ref, out)
+		checkFailure(t, "build to "+out, code, 2, stderr, want, "hint: run 'ocifs build --help'")
+		if after, err := os.Lstat(out); err != nil || after.Mode() != before.Mode() {
+			t.Errorf("build to %s changed it: %v, %v", out, after.Mode(), err)
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "target.ext4")); err == nil {
+		t.Error("a refused build wrote through the symlink")
+	}
 }
 
 // TestBuildDiskFull writes the image onto a 16 MiB tmpfs.
@@ -106,34 +129,39 @@ func TestBuildDiskFull(t *testing.T) {
 }
 
 // TestBuildInterrupted sends SIGINT (as Ctrl-C does, to the process
-// group) while mkfs.ext4 runs: exit 130, nothing at OUT, no temporary
-// directory, no mount left.
+// group) while mkfs.ext4 runs, and SIGHUP (as a closed terminal or SSH
+// session does): exit 130, nothing at OUT, no temporary directory, no
+// mount left.
 func TestBuildInterrupted(t *testing.T) {
 	requireBuild(t)
 	reg := testregistry.Start(t)
 	ref := reg.Repo("data") + ":v1"
 	ti.Push(t, ti.Image(t, dataLayers(160), ti.WithCompression(ti.Uncompressed)), ref)
 	mustOcifs(t, nil, "pull", ref)
-	dir := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout())
-	defer cancel()
-	cmd := ocifsCommand(ctx, t, nil, "build", ref, filepath.Join(dir, "out.ext4"))
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	waitForFile(t, filepath.Join(dir, ".out.ext4.ocifs-build-*", "image.ext4"))
-	time.Sleep(150 * time.Millisecond)
-	syscall.Kill(-cmd.Process.Pid, syscall.SIGINT)
-	err := cmd.Wait()
-	code := cmd.ProcessState.ExitCode()
-	if err == nil || code != 130 {
-		t.Errorf("interrupted build: exit %d (%v), want 130\n%s", code, err, stderr.String())
-	}
-	emptyDir(t, dir)
-	if mi, _ := os.ReadFile("/proc/self/mountinfo"); bytes.Contains(mi, []byte("ocifs:"+ref)) {
-		t.Errorf("the build's mount is still there:\n%s", mi)
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGHUP} {
+		t.Run(sig.String(), func(t *testing.T) {
+			dir := t.TempDir()
+			ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout())
+			defer cancel()
+			cmd := ocifsCommand(ctx, t, nil, "build", ref, filepath.Join(dir, "out.ext4"))
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			waitForFile(t, filepath.Join(dir, ".out.ext4.ocifs-build-*", "image.ext4"))
+			time.Sleep(150 * time.Millisecond)
+			syscall.Kill(-cmd.Process.Pid, sig)
+			err := cmd.Wait()
+			code := cmd.ProcessState.ExitCode()
+			if err == nil || code != 130 {
+				t.Errorf("interrupted build: exit %d (%v), want 130\n%s", code, err, stderr.String())
+			}
+			emptyDir(t, dir)
+			if mi, _ := os.ReadFile("/proc/self/mountinfo"); bytes.Contains(mi, []byte("ocifs:"+ref)) {
+				t.Errorf("the build's mount is still there:\n%s", mi)
+			}
+		})
 	}
 }
 

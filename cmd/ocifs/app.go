@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/ocifs/ocifs/cache"
@@ -20,7 +22,9 @@ var version = "dev"
 // run executes the CLI and returns the process exit code. It is the only
 // place that turns an error into a message and an exit code.
 func run(args []string, stderr io.Writer) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// SIGHUP too: a closed terminal or SSH session stops a build as
+	// Ctrl-C does, cleaning up after itself.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	app := newApp(stderr)
 	err := app.RunContext(ctx, args)
@@ -68,7 +72,7 @@ func commands() []*cli.Command {
 		warmCmd(),
 	}
 	for _, c := range cmds {
-		withGlobalFlags(c)
+		withGlobalFlags(c, "")
 	}
 	return cmds
 }
@@ -76,14 +80,66 @@ func commands() []*cli.Command {
 // withGlobalFlags adds the global flags to c and its subcommands, so that
 // users may type them after the command name; urfave/cli v2 does not pass
 // app-level flags down by itself.
-func withGlobalFlags(c *cli.Command) {
+// It also gives c's usage errors a hint naming c, and rejects flags typed
+// after c's arguments (rejectLateFlags). parent is the enclosing
+// command's name, "" at the top.
+func withGlobalFlags(c *cli.Command, parent string) {
+	name := strings.TrimSpace(parent + " " + c.Name)
 	c.Flags = append(c.Flags, globalFlags()...)
 	if c.OnUsageError == nil {
 		c.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return usageError(err) }
 	}
-	for _, sub := range c.Subcommands {
-		withGlobalFlags(sub)
+	c.OnUsageError = namedUsage(c.OnUsageError, name)
+	if len(c.Subcommands) == 0 { // a parent's arguments are its subcommand's
+		before := c.Before
+		c.Before = func(ctx *cli.Context) error {
+			if err := rejectLateFlags(ctx, name); err != nil {
+				return err
+			}
+			if before != nil {
+				return before(ctx)
+			}
+			return nil
+		}
 	}
+	if action := c.Action; action != nil {
+		c.Action = func(ctx *cli.Context) error { return nameCommand(action(ctx), name) }
+	}
+	for _, sub := range c.Subcommands {
+		withGlobalFlags(sub, name)
+	}
+}
+
+// namedUsage wraps an OnUsageError function so that its error names the
+// command in its hint.
+func namedUsage(fn cli.OnUsageErrorFunc, name string) cli.OnUsageErrorFunc {
+	return func(c *cli.Context, err error, sub bool) error {
+		return nameCommand(fn(c, err, sub), name)
+	}
+}
+
+// nameCommand puts the command's name into a usage error's generic hint.
+func nameCommand(err error, name string) error {
+	var ce *cliError
+	if errors.As(err, &ce) && ce.hint == genericUsageHint {
+		ce.hint = fmt.Sprintf("run 'ocifs %s --help' for usage", name)
+	}
+	return err
+}
+
+// rejectLateFlags fails on an argument that looks like a flag: urfave/cli
+// stops parsing flags at the first argument, so `ocifs cache prune REF
+// --dry-run` would otherwise take --dry-run as a second REF and prune for
+// real. No reference, directory or image path needs a leading dash (write
+// ./-name or /-name).
+func rejectLateFlags(c *cli.Context, name string) error {
+	for _, a := range c.Args().Slice() {
+		if len(a) > 1 && a[0] == '-' {
+			return &cliError{code: exitUsage, err: fmt.Errorf("%s: flag %s after the arguments", name, a),
+				hint: fmt.Sprintf("put flags before the arguments: ocifs %s %s ...", name, a)}
+		}
+	}
+	return nil
 }
 
 func globalFlags() []cli.Flag {

@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/urfave/cli/v2"
@@ -18,7 +20,7 @@ func globalsOf(t *testing.T, args ...string) *globals {
 		got, err = getGlobals(c)
 		return err
 	}}
-	withGlobalFlags(probe)
+	withGlobalFlags(probe, "")
 	app := newApp(&bytes.Buffer{})
 	app.Commands = []*cli.Command{probe}
 	if err := app.Run(append([]string{"ocifs"}, args...)); err != nil {
@@ -73,5 +75,39 @@ func TestExitCodes(t *testing.T) {
 		if got := run(tc.args, &stderr); got != tc.want {
 			t.Errorf("%v: exit %d; want %d (stderr %q)", tc.args, got, tc.want, stderr.String())
 		}
+	}
+}
+
+// TestLateFlagsRejected: urfave/cli stops parsing flags at the first
+// argument, so a flag typed after the arguments would be taken as one;
+// `cache prune REF --dry-run` pruned for real. Such a command now fails
+// with a usage error before doing anything, and usage errors name their
+// command in the hint.
+func TestLateFlagsRejected(t *testing.T) {
+	cacheDir := t.TempDir()
+	t.Setenv("OCIFS_CACHE_DIR", cacheDir)
+	cases := []struct {
+		args  []string
+		wants []string
+	}{
+		{[]string{"cache", "prune", "oci:/nowhere", "--dry-run"}, []string{"ocifs: cache prune: flag --dry-run after the arguments", "hint: put flags before the arguments: ocifs cache prune --dry-run"}},
+		{[]string{"inspect", "oci:/nowhere", "--json"}, []string{"inspect: flag --json after the arguments"}},
+		{[]string{"pull", "oci:/nowhere", "-v"}, []string{"pull: flag -v after the arguments"}},
+		{[]string{"cache", "ls", "extra"}, []string{"cache ls takes no arguments", "hint: run 'ocifs cache ls --help' for usage"}},
+		{[]string{"pull", "--bogus", "x"}, []string{"hint: run 'ocifs pull --help' for usage"}},
+	}
+	for _, c := range cases {
+		var stderr bytes.Buffer
+		if code := run(append([]string{"ocifs"}, c.args...), &stderr); code != exitUsage {
+			t.Errorf("ocifs %v: exit %d, want %d\n%s", c.args, code, exitUsage, stderr.String())
+		}
+		for _, w := range c.wants {
+			if !strings.Contains(stderr.String(), w) {
+				t.Errorf("ocifs %v: stderr lacks %q:\n%s", c.args, w, stderr.String())
+			}
+		}
+	}
+	if ents, _ := os.ReadDir(cacheDir); len(ents) != 0 {
+		t.Errorf("a rejected command touched the cache: %v", ents)
 	}
 }

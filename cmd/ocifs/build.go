@@ -170,10 +170,35 @@ func checkBuildPrerequisites(ctx context.Context, req *buildRequest) error {
 		return &cliError{code: exitFailure, hint: "create the output directory first",
 			err: fmt.Errorf("output directory %s: %w", dir, unwrapPathErr(err))}
 	}
-	if fi, err := os.Stat(req.Out); err == nil && fi.IsDir() {
-		return usagef("output %s is a directory; give a file name", req.Out)
+	// OUT is written as a new file and renamed over whatever is there:
+	// only a regular file may be replaced so.
+	if fi, err := os.Lstat(req.Out); err == nil {
+		switch {
+		case fi.IsDir():
+			return usagef("output %s is a directory; give a file name", req.Out)
+		case fi.Mode()&os.ModeSymlink != 0:
+			return usagef("output %s is a symbolic link, which the build would replace; give the path it points to", req.Out)
+		case !fi.Mode().IsRegular():
+			return usagef("output %s is not a regular file but a %s; ocifs build writes a new file and renames it over OUT", req.Out, fileKind(fi.Mode()))
+		}
 	}
 	return nil
+}
+
+// fileKind names the type of a file that is neither regular, a directory
+// nor a symlink.
+func fileKind(m os.FileMode) string {
+	switch {
+	case m&os.ModeCharDevice != 0:
+		return "character device"
+	case m&os.ModeDevice != 0:
+		return "block device"
+	case m&os.ModeNamedPipe != 0:
+		return "FIFO"
+	case m&os.ModeSocket != 0:
+		return "socket"
+	}
+	return "special file"
 }
 
 func unwrapPathErr(err error) error {

@@ -30,8 +30,12 @@ type cliError struct {
 func (e *cliError) Error() string { return e.err.Error() }
 func (e *cliError) Unwrap() error { return e.err }
 
+// genericUsageHint is a usage error's hint until the command that failed
+// puts its name in (nameCommand).
+const genericUsageHint = "run 'ocifs COMMAND --help' for usage"
+
 func usageError(err error) error {
-	return &cliError{code: exitUsage, hint: "run 'ocifs COMMAND --help' for usage", err: err}
+	return &cliError{code: exitUsage, hint: genericUsageHint, err: err}
 }
 
 func usagef(format string, args ...any) error {

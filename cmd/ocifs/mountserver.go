@@ -77,7 +77,8 @@ func startMountServer(ctx context.Context, g *globals, req *mountRequest) (int, 
 		cmd.Wait()
 		return 0, ctx.Err()
 	case msg := <-report:
-		return cmd.Process.Pid, serverOutcome(cmd, msg, req.Dir)
+		pid := cmd.Process.Pid // before serverOutcome releases the process
+		return pid, serverOutcome(cmd, msg, req.Dir)
 	}
 }
 
