@@ -108,6 +108,11 @@ func (p *pass) stream() (*tarindex.Result, error) {
 	if _, err := io.Copy(io.Discard, br); err != nil && scanErr == nil {
 		scanErr = err
 	}
+	// A write to the cache that failed (a full disk) explains every
+	// error after it: the short blob, the truncated copy.
+	if err := p.writeError(); err != nil {
+		return nil, err
+	}
 	if err := p.checkSource(); err != nil {
 		return nil, err
 	}
@@ -183,6 +188,22 @@ func (p *pass) scanError(err error) error {
 			p.job.digest, p.compressed, p.decoded.n, p.decoded.err)
 	}
 	return &kindError{kind: ErrInvalidImage, msg: fmt.Sprintf("scanning layer %s", p.job.digest), err: err}
+}
+
+// writeError reports the first failed write of the blob or of its
+// unpacked copy into the cache.
+func (p *pass) writeError() error {
+	err := p.blobHash.err
+	if err == nil && p.diffHash != nil {
+		err = p.diffHash.err
+	}
+	if err == nil && p.unpackBuf != nil {
+		err = p.unpackBuf.Flush() // a bufio.Writer keeps its first error
+	}
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("writing layer %s into the cache: %w", p.job.digest, err)
 }
 
 // checkSource reports a read error of the source, unless the bytes read

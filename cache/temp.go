@@ -103,11 +103,13 @@ func (s *Store) cleanStaleTemps() (removed int, freed int64) {
 }
 
 // hashWriter hashes (sha256) and counts what passes through it to w (w may
-// be nil: hash only).
+// be nil: hash only). err is w's first error: a full disk, which the
+// caller must report as such, not as the short blob it then sees.
 type hashWriter struct {
-	w io.Writer
-	h hash.Hash
-	n int64
+	w   io.Writer
+	h   hash.Hash
+	n   int64
+	err error
 }
 
 func newHashWriter(w io.Writer) *hashWriter {
@@ -119,6 +121,9 @@ func (hw *hashWriter) Write(p []byte) (int, error) {
 		if n, err := hw.w.Write(p); err != nil {
 			hw.h.Write(p[:n])
 			hw.n += int64(n)
+			if hw.err == nil {
+				hw.err = err
+			}
 			return n, err
 		}
 	}

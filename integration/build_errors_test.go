@@ -177,3 +177,35 @@ func waitForFile(t testing.TB, pattern string) {
 	}
 	t.Fatalf("%s never appeared", pattern)
 }
+
+// TestPullCacheDiskFull pulls into a cache on a 16 MiB tmpfs: a blob too
+// big for it, and a blob that fits but whose unpacked copy does not. The
+// error says the disk is full (it used to blame the registry: "got N
+// bytes, want M", exit 3), exits 1 with a hint, and leaves no blob under
+// its final name.
+func TestPullCacheDiskFull(t *testing.T) {
+	testenv.RequireRoot(t)
+	reg := testregistry.Start(t)
+	for name, mib := range map[string]int{"blob": 24, "unpacked copy": 10} {
+		t.Run(name, func(t *testing.T) {
+			ref := reg.Repo("full") + fmt.Sprintf(":v%d", mib)
+			ti.Push(t, ti.Image(t, dataLayers(mib), ti.WithCompression(ti.Gzip)), ref)
+			dir := t.TempDir()
+			if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=16m", "ocifs-test", dir).CombinedOutput(); err != nil {
+				t.Fatalf("mounting a tmpfs: %v\n%s", err, out)
+			}
+			t.Cleanup(func() { exec.Command("umount", dir).Run() })
+			_, stderr, code := runOcifs(t, []string{"OCIFS_CACHE_DIR=" + dir}, "pull", ref)
+			checkFailure(t, "pull into a full cache", code, 1, stderr, "into the cache", "no space left on device", "hint: the cache's disk is full")
+			if strings.Contains(stderr, "digest") {
+				t.Errorf("a full disk reported as a digest problem:\n%s", stderr)
+			}
+			blobs, _ := filepath.Glob(filepath.Join(dir, "blobs", "sha256", "*"))
+			for _, b := range blobs {
+				if fi, err := os.Stat(b); err == nil && fi.Size() > 1<<20 {
+					t.Errorf("a layer blob is stored: %s", b)
+				}
+			}
+		})
+	}
+}

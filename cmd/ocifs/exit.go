@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"syscall"
 
 	"github.com/ocifs/ocifs/cache"
 )
@@ -65,6 +66,9 @@ func classify(err error) (code int, hint string) {
 	switch {
 	case errors.Is(err, context.Canceled):
 		return exitInterrupted, ""
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		// The build's output disk is classifyBuild's; this is the cache's.
+		return exitFailure, "the cache's disk is full: free space ('ocifs cache prune' removes what no image uses) or choose another cache with --cache-dir"
 	case errors.Is(err, cache.ErrUnreachable):
 		return exitFailure, unreachableHint(err)
 	case errors.Is(err, cache.ErrUnauthorized):
