@@ -12,6 +12,10 @@
 //	DIR/ocifs/trees/sha256/<hash>       saved merged trees
 //	DIR/ocifs/lazy/sha256/<digest>.*    a lazy layer's partial blob, the
 //	                                    pieces it has, its TOC (lazy_store.go)
+//	DIR/ocifs/pending/<digest>          an image being read lazily, not yet
+//	                                    in index.json; Prune keeps what it
+//	                                    references while a process holds it
+//	                                    (pending.go)
 //	DIR/ocifs/tmp/                      files being written
 //	DIR/ocifs/locks/                    flock files
 //

@@ -25,6 +25,10 @@ type lazyImage struct {
 	ctx    context.Context // canceled by close: stops the background fetch
 	cancel context.CancelFunc
 
+	// pending marks the image as being read lazily until it is recorded
+	// (pending.go), so that Prune keeps what it references.
+	pending *fileLock
+
 	mu       sync.Mutex // guards recorded
 	recorded bool
 }
@@ -75,8 +79,12 @@ func (s *Store) openLazyImage(ctx context.Context, r *resolved, want v1.Platform
 	if err := s.writeBlob(bytes.NewReader(r.rawConfig), r.manifest.Config.Digest, int64(len(r.rawConfig))); err != nil {
 		return nil, err
 	}
+	pending, err := s.holdPending(sm)
+	if err != nil {
+		return nil, err
+	}
 	lctx, cancel := context.WithCancel(context.Background())
-	li := &lazyImage{byPos: make([]*lazyLayer, len(r.manifest.Layers)), r: r, sm: sm, want: want, ctx: lctx, cancel: cancel}
+	li := &lazyImage{byPos: make([]*lazyLayer, len(r.manifest.Layers)), r: r, sm: sm, want: want, ctx: lctx, cancel: cancel, pending: pending}
 	if err := s.openLazyLayers(ctx, r, li, po, lo); err != nil {
 		li.close()
 		return nil, err
@@ -172,11 +180,15 @@ func (li *lazyImage) record(ctx context.Context, s *Store) error {
 		return err
 	}
 	li.recorded = true
+	li.pending.Unlock() // index.json references it now
 	return nil
 }
 
 func (li *lazyImage) close() error {
 	li.cancel()
+	li.mu.Lock()
+	li.pending.Unlock()
+	li.mu.Unlock()
 	var errs []error
 	for _, l := range li.unique {
 		errs = append(errs, l.close())

@@ -390,6 +390,24 @@ func TestPruneLazyPartials(t *testing.T) {
 	if _, err := readPath(img, "big.bin"); err != nil {
 		t.Fatalf("reading after prune: %v", err)
 	}
+	// Nothing the open image will be recorded with may go either: its
+	// manifest and config (index.json does not reference them until every
+	// layer is complete), nor a layer completed meanwhile. Prune once
+	// removed them, and the image was recorded without its config.
+	for _, d := range []v1.Hash{img.Digest, img.Manifest.Config.Digest} {
+		if !exists(s.blobPath(d)) {
+			t.Errorf("prune removed blob %s of an image being read lazily", d)
+		}
+	}
+	must(t, img.FetchAll(ctx))
+	_, err = s.Prune(ctx, PruneOptions{})
+	must(t, err)
+	checkVerifyClean(t, s)
+	if got, err := s.Lookup(img.Ref, img.Platform); err != nil {
+		t.Errorf("the image fetched whole after a prune is not in the store: %v", err)
+	} else {
+		got.Close()
+	}
 	img.Close()
 	_, err = s.Prune(ctx, PruneOptions{})
 	must(t, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -57,7 +58,9 @@ func (s *Store) Prune(ctx context.Context, opts PruneOptions) (*PruneReport, err
 	if err != nil {
 		return nil, err
 	}
-	keepBlobs, keepDiffIDs, keepTrees := s.referenced(im)
+	// What images being read lazily reference is kept too (pending.go).
+	live := &v1.IndexManifest{Manifests: append(slices.Clone(im.Manifests), s.pendingManifests(opts.DryRun)...)}
+	keepBlobs, keepDiffIDs, keepTrees := s.referenced(live)
 	s.sweep(filepath.Join(blobsDir, "sha256"), keepBlobs, opts.DryRun, rep)
 	s.sweep(filepath.Join(indexesDir, "sha256"), keepDiffIDs, opts.DryRun, rep)
 	s.sweep(filepath.Join(unpackedDir, "sha256"), keepDiffIDs, opts.DryRun, rep)
