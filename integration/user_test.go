@@ -81,3 +81,19 @@ func TestRunAsNobody(t *testing.T) {
 		t.Fatalf("ocifs --version as nobody: code %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
 }
+
+// TestUnwritableCache: a cache directory the user cannot create gives
+// exit 1 and a hint to choose another, for every command that opens it.
+func TestUnwritableCache(t *testing.T) {
+	testenv.RequireRoot(t)
+	locked := filepath.Join(userDir(t, nobodyUID, nobodyGID), "locked")
+	if err := os.Mkdir(locked, 0o500); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"OCIFS_CACHE_DIR=" + filepath.Join(locked, "cache")}
+	for _, args := range [][]string{{"cache", "ls"}, {"pull", "oci:/nowhere"}} {
+		_, stderr, code := runOcifsAs(t, nobodyUID, nobodyGID, env, args...)
+		checkFailure(t, strings.Join(args, " ")+" with an unwritable cache", code, 1, stderr, "permission denied",
+			"hint: choose a cache directory you can write with --cache-dir")
+	}
+}

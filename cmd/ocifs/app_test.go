@@ -111,3 +111,16 @@ func TestLateFlagsRejected(t *testing.T) {
 		t.Errorf("a rejected command touched the cache: %v", ents)
 	}
 }
+
+// TestBadRefExitCode: a reference that does not parse is an image problem
+// (exit 3) in every command that takes one, cache prune included (it said
+// 2, a usage error).
+func TestBadRefExitCode(t *testing.T) {
+	t.Setenv("OCIFS_CACHE_DIR", t.TempDir())
+	for _, args := range [][]string{{"cache", "prune", "BAD REF"}, {"pull", "BAD REF"}} {
+		var stderr bytes.Buffer
+		if code := run(append([]string{"ocifs"}, args...), &stderr); code != exitImage || !strings.Contains(stderr.String(), "BAD REF") {
+			t.Errorf("ocifs %v: exit %d, want %d\n%s", args, code, exitImage, stderr.String())
+		}
+	}
+}

@@ -33,7 +33,7 @@ func buildCommand() *cli.Command {
 			&cli.StringFlag{Name: "size", Usage: "make the image exactly `SIZE` (e.g. 2G, 512M); fails if the content does not fit"},
 			&cli.StringFlag{Name: "free", Usage: "leave at least `SIZE` free in the image (instead of --headroom)"},
 			&cli.Float64Flag{Name: "headroom", Value: builder.DefaultHeadroom, Usage: "free space to leave, in `PERCENT` of what the content needs"},
-			&cli.Uint64Flag{Name: "inodes", Usage: "inode count (default: what the image needs plus the headroom's share)"},
+			&cli.Uint64Flag{Name: "inodes", Usage: "inode count", DefaultText: "what the image needs plus the headroom's share"},
 			&cli.StringFlag{Name: "label", Usage: "filesystem `LABEL` (at most 16 bytes)"},
 			&cli.StringFlag{Name: "uuid", Usage: "filesystem `UUID` (default: derived from the image digest)"},
 			&cli.BoolFlag{Name: "no-journal", Usage: "build without a journal (smaller; no crash consistency in the guest)"},

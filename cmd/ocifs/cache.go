@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -218,10 +217,7 @@ func runCachePrune(c *cli.Context) error {
 		}
 	}
 	rep, err := s.Prune(c.Context, po)
-	if errors.Is(err, cache.ErrBadReference) {
-		return usageError(err)
-	}
-	if err != nil {
+	if err != nil { // a bad REF is exit 3, as in every other command
 		return err
 	}
 	if c.Bool("json") {

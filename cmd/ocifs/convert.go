@@ -21,8 +21,8 @@ func convertCommand() *cli.Command {
 			"every chunk it fetches. The converted image merges to the same tree as REF.\n" +
 			"Prints the new manifest digest.",
 		Flags: []cli.Flag{
-			&cli.IntFlag{Name: "chunk-size", Usage: "split files into chunks of at most `BYTES` (default 4 MiB, at most 64 MiB)"},
-			&cli.IntFlag{Name: "min-chunk-size", Usage: "put small files together in members (gzip streams, zstd frames) of at least `BYTES` of data: fewer, bigger Range requests and a smaller TOC (default 0: one member per chunk; at most 64 MiB)"},
+			&cli.StringFlag{Name: "chunk-size", Usage: "split files into chunks of at most `SIZE` (e.g. 1M, 65536; at most 64M)", DefaultText: "4M"},
+			&cli.StringFlag{Name: "min-chunk-size", Usage: "put small files together in members (gzip streams, zstd frames) of at least `SIZE` of data: fewer, bigger Range requests and a smaller TOC (at most 64M)", DefaultText: "0, one member per chunk"},
 			&cli.StringFlag{Name: "format", Value: string(cache.FormatEStargz), Usage: "layer format: `estargz` or zstd:chunked"},
 		},
 		Action: runConvert,
@@ -33,11 +33,21 @@ func runConvert(c *cli.Context) error {
 	if c.NArg() != 2 {
 		return usagef("convert takes REF NEWREF, got %d arguments", c.NArg())
 	}
-	if n := c.Int("chunk-size"); n < 0 || int64(n) > cache.MaxChunkSize {
-		return usagef("--chunk-size %d: give a size from 1 to %d (a lazy mount pulls layers of bigger chunks whole)", n, cache.MaxChunkSize)
+	chunk, err := sizeFlag(c, "chunk-size")
+	if err != nil {
+		return err
 	}
-	if n := c.Int("min-chunk-size"); n < 0 || int64(n) > cache.MaxChunkSize {
-		return usagef("--min-chunk-size %d: give a size from 0 to %d", n, cache.MaxChunkSize)
+	if chunk > cache.MaxChunkSize {
+		return usagef("--chunk-size %s: give a size up to 64M (a lazy mount pulls layers of bigger chunks whole)", c.String("chunk-size"))
+	}
+	var minChunk int64
+	if v := c.String("min-chunk-size"); v != "" && v != "0" {
+		if minChunk, err = sizeFlag(c, "min-chunk-size"); err != nil {
+			return err
+		}
+		if minChunk > cache.MaxChunkSize {
+			return usagef("--min-chunk-size %s: give a size up to 64M", v)
+		}
 	}
 	format := cache.ConvertFormat(c.String("format"))
 	if format != cache.FormatEStargz && format != cache.FormatZstdChunked {
@@ -56,7 +66,7 @@ func runConvert(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	d, err := store.Convert(c.Context, img, c.Args().Get(1), cache.ConvertOptions{ChunkSize: c.Int("chunk-size"), MinChunkSize: c.Int("min-chunk-size"), Format: format})
+	d, err := store.Convert(c.Context, img, c.Args().Get(1), cache.ConvertOptions{ChunkSize: int(chunk), MinChunkSize: int(minChunk), Format: format})
 	if err != nil {
 		return err
 	}

@@ -74,7 +74,7 @@ func classify(err error) (code int, hint string) {
 	case errors.Is(err, cache.ErrUnauthorized):
 		return exitImage, "log in with 'docker login HOST' (ocifs reads ~/.docker/config.json and credential helpers), and check the repository name"
 	case errors.Is(err, cache.ErrNoPlatform):
-		return exitImage, "choose one of the listed platforms with --platform"
+		return exitImage, "choose a platform the image has (named above) with --platform"
 	case errors.Is(err, cache.ErrDigestMismatch):
 		return exitImage, "the source served bytes that do not match their digest; nothing was stored under that digest. Retry; if it persists, the image at the source is damaged"
 	case errors.Is(err, cache.ErrNotFound):

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"syscall"
 
 	"github.com/ocifs/ocifs/cache"
 	"github.com/ocifs/ocifs/overlay"
@@ -12,8 +14,13 @@ import (
 
 // openStore opens the cache named by the global flags.
 func openStore(g *globals) (*cache.Store, error) {
-	return cache.Open(g.CacheDir, cache.Options{Logger: g.Log, Insecure: g.Insecure, Limits: g.Limits, Network: g.Network,
+	s, err := cache.Open(g.CacheDir, cache.Options{Logger: g.Log, Insecure: g.Insecure, Limits: g.Limits, Network: g.Network,
 		Mode: g.Mode, SpanCache: g.SpanCache})
+	if errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS) {
+		return nil, &cliError{code: exitFailure, err: err,
+			hint: "choose a cache directory you can write with --cache-dir or OCIFS_CACHE_DIR"}
+	}
+	return s, err
 }
 
 // fetcher gets an image from the store: Get, Pull or GetLazy.
