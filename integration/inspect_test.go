@@ -91,8 +91,11 @@ func TestInspectPath(t *testing.T) {
 	if _, stderr, code := runOcifs(t, nil, "inspect", ref, "/no/such/path"); code != 1 || !strings.Contains(stderr, "no such path") {
 		t.Errorf("inspect of a missing path: exit %d, stderr %q; want exit 1 naming it", code, stderr)
 	}
-	if _, stderr, code := runOcifs(t, nil, "inspect", ref, "../../etc"); code != 2 {
-		t.Errorf("inspect of an escaping path: exit %d, stderr %q; want 2", code, stderr)
+	if _, stderr, code := runOcifs(t, nil, "inspect", ref, "../../etc"); code != 2 || !strings.Contains(stderr, `path "../../etc": name escapes the root`) {
+		t.Errorf("inspect of an escaping path: exit %d, stderr %q; want 2 naming it", code, stderr)
+	}
+	if _, stderr, code := runOcifs(t, nil, "inspect", "--layers", "1", ref, "opt/tool/c"); code != 1 || !strings.Contains(stderr, "no such path in the first 1 of the") {
+		t.Errorf("inspect --layers 1 of a later path: exit %d, stderr %q; want 1 saying which layers were searched", code, stderr)
 	}
 	if _, _, code := runOcifs(t, nil, "inspect", "--layers", "9", ref); code != 2 {
 		t.Errorf("inspect --layers beyond the image: exit %d; want 2", code)

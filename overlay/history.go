@@ -60,10 +60,11 @@ type Event struct {
 // touched path p (a whiteout and a re-creation in one layer are two events).
 // It fails where Merge would.
 func History(layers []*Layer, p string) ([]Event, error) {
-	p, err := cleanName(p)
+	clean, err := cleanName(p)
 	if err != nil {
 		return nil, fmt.Errorf("path %q: %w", p, err)
 	}
+	p = clean
 	m := newMerger()
 	var events []Event
 	prev := m.lookup(p)

@@ -24,7 +24,7 @@ func inspectCommand() *cli.Command {
 			"or hidden (an ancestor was whited out, made opaque or replaced).",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "json", Usage: "print JSON"},
-			&cli.IntFlag{Name: "layers", Usage: "consider only the first `N` layers"},
+			&cli.IntFlag{Name: "layers", Usage: "consider only the first `N` layers", DefaultText: "all"},
 		},
 		Action: runInspect,
 	}

@@ -59,7 +59,7 @@ func inspectPath(c *cli.Context, img *cache.Image, n int, p string) error {
 	}
 	events, err := overlay.History(layers, p)
 	if err != nil {
-		return usagef("path %q: %w", p, err)
+		return usageError(err) // History names the path
 	}
 	out := pathJSON{Path: "/" + strings.Trim(p, "/"), History: []eventJSON{}}
 	if node := tree.Get(p); node != nil {
@@ -73,6 +73,9 @@ func inspectPath(c *cli.Context, img *cache.Image, n int, p string) error {
 		out.History = append(out.History, ev)
 	}
 	if out.Merged == nil && len(out.History) == 0 {
+		if n > 0 {
+			return fmt.Errorf("%s: no such path in the first %d of the %d layers of %s", out.Path, n, len(img.Layers), img.Ref)
+		}
 		return fmt.Errorf("%s: no such path in any layer of %s", out.Path, img.Ref)
 	}
 	if c.Bool("json") {
