@@ -154,8 +154,8 @@ func TestBuildInterrupted(t *testing.T) {
 			syscall.Kill(-cmd.Process.Pid, sig)
 			err := cmd.Wait()
 			code := cmd.ProcessState.ExitCode()
-			if err == nil || code != 130 {
-				t.Errorf("interrupted build: exit %d (%v), want 130\n%s", code, err, stderr.String())
+			if err == nil || code != 130 || strings.TrimSpace(stderr.String()) != "ocifs: interrupted" {
+				t.Errorf("interrupted build: exit %d (%v), want 130 and 'ocifs: interrupted'\n%s", code, err, stderr.String())
 			}
 			emptyDir(t, dir)
 			if mi, _ := os.ReadFile("/proc/self/mountinfo"); bytes.Contains(mi, []byte("ocifs:"+ref)) {

@@ -32,7 +32,7 @@ func run(args []string, stderr io.Writer) int {
 		return exitOK
 	}
 	if ctx.Err() != nil {
-		err = interrupted(err)
+		err = interrupted()
 	}
 	return report(stderr, err)
 }

@@ -16,6 +16,12 @@ func cacheCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "cache",
 		Usage: "list, verify or prune the local image cache",
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return usagef("cache: unknown subcommand %q; give ls, verify or prune", c.Args().First())
+			}
+			return usagef("cache needs a subcommand: ls, verify or prune")
+		},
 		Subcommands: []*cli.Command{
 			{
 				Name:   "ls",

@@ -43,8 +43,11 @@ func usagef(format string, args ...any) error {
 	return usageError(fmt.Errorf(format, args...))
 }
 
-func interrupted(err error) error {
-	return &cliError{code: exitInterrupted, err: fmt.Errorf("interrupted: %w", err)}
+// interrupted is the error of a command stopped by a signal: one word,
+// the same for every command; what the signal cut short (a canceled
+// context, a closed file) says nothing more.
+func interrupted() error {
+	return &cliError{code: exitInterrupted, err: errors.New("interrupted")}
 }
 
 // classify maps an error to its exit code and a hint for the user. It is
