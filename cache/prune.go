@@ -54,12 +54,16 @@ func (s *Store) Prune(ctx context.Context, opts PruneOptions) (*PruneReport, err
 	}
 	defer l.Unlock()
 	rep := &PruneReport{Untagged: []string{}, Removed: []string{}, Evicted: []string{}}
+	// What images being read lazily reference is kept too (pending.go).
+	// The marks are read before index.json: an image releases its mark
+	// only once index.json lists it, so a mark found free means the index
+	// read after it has the image (or its process died).
+	pending := s.pendingManifests(opts.DryRun)
 	im, err := s.untag(ctx, opts, rep)
 	if err != nil {
 		return nil, err
 	}
-	// What images being read lazily reference is kept too (pending.go).
-	live := &v1.IndexManifest{Manifests: append(slices.Clone(im.Manifests), s.pendingManifests(opts.DryRun)...)}
+	live := &v1.IndexManifest{Manifests: append(slices.Clone(im.Manifests), pending...)}
 	keepBlobs, keepDiffIDs, keepTrees := s.referenced(live)
 	s.sweep(filepath.Join(blobsDir, "sha256"), keepBlobs, opts.DryRun, rep)
 	s.sweep(filepath.Join(indexesDir, "sha256"), keepDiffIDs, opts.DryRun, rep)

@@ -131,19 +131,30 @@ func TestBuildDiskFull(t *testing.T) {
 // TestBuildInterrupted sends SIGINT (as Ctrl-C does, to the process
 // group) while mkfs.ext4 runs, and SIGHUP (as a closed terminal or SSH
 // session does): exit 130, nothing at OUT, no temporary directory, no
-// mount left.
+// mount left. Under nohup, SIGHUP is ignored and the build completes.
 func TestBuildInterrupted(t *testing.T) {
 	requireBuild(t)
 	reg := testregistry.Start(t)
 	ref := reg.Repo("data") + ":v1"
 	ti.Push(t, ti.Image(t, dataLayers(160), ti.WithCompression(ti.Uncompressed)), ref)
 	mustOcifs(t, nil, "pull", ref)
-	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGHUP} {
-		t.Run(sig.String(), func(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGHUP, 0} {
+		name := sig.String()
+		if sig == 0 {
+			name, sig = "nohup", syscall.SIGHUP
+		}
+		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
 			ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout())
 			defer cancel()
 			cmd := ocifsCommand(ctx, t, nil, "build", ref, filepath.Join(dir, "out.ext4"))
+			if name == "nohup" {
+				nohup, err := exec.LookPath("nohup")
+				if err != nil {
+					t.Skip("no nohup")
+				}
+				cmd.Path, cmd.Args = nohup, append([]string{"nohup"}, cmd.Args...)
+			}
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
 			if err := cmd.Start(); err != nil {
@@ -154,6 +165,13 @@ func TestBuildInterrupted(t *testing.T) {
 			syscall.Kill(-cmd.Process.Pid, sig)
 			err := cmd.Wait()
 			code := cmd.ProcessState.ExitCode()
+			if name == "nohup" {
+				if err != nil {
+					t.Fatalf("a build under nohup stopped at SIGHUP: exit %d (%v)\n%s", code, err, stderr.String())
+				}
+				fsck(t, filepath.Join(dir, "out.ext4"))
+				return
+			}
 			if err == nil || code != 130 || strings.TrimSpace(stderr.String()) != "ocifs: interrupted" {
 				t.Errorf("interrupted build: exit %d (%v), want 130 and 'ocifs: interrupted'\n%s", code, err, stderr.String())
 			}

@@ -69,7 +69,6 @@ func TestKilledServerUnderLoad(t *testing.T) {
 	}
 	checkKillErrnos(t, res, 16+1)
 	probeDead(t, dir, f)
-	probeDead(t, dir, f)
 
 	_, stderr, code := runOcifs(t, nil, "mount", ref, dir)
 	checkFailure(t, "mount over a dead mount", code, 1, stderr, "server is gone", "hint: clean it up with: ocifs umount "+dir)

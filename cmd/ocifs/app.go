@@ -23,8 +23,13 @@ var version = "dev"
 // place that turns an error into a message and an exit code.
 func run(args []string, stderr io.Writer) int {
 	// SIGHUP too: a closed terminal or SSH session stops a build as
-	// Ctrl-C does, cleaning up after itself.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	// Ctrl-C does, cleaning up after itself; unless it is ignored (nohup),
+	// which catching it would undo.
+	sigs := []os.Signal{os.Interrupt, syscall.SIGTERM}
+	if !signal.Ignored(syscall.SIGHUP) {
+		sigs = append(sigs, syscall.SIGHUP)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), sigs...)
 	defer stop()
 	app := newApp(stderr)
 	err := app.RunContext(ctx, args)
@@ -89,7 +94,9 @@ func withGlobalFlags(c *cli.Command, parent string) {
 	if c.OnUsageError == nil {
 		c.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return usageError(err) }
 	}
-	c.OnUsageError = namedUsage(c.OnUsageError, name)
+	if !c.Hidden { // the internal commands' errors reach users through mount and build
+		c.OnUsageError = namedUsage(c.OnUsageError, name)
+	}
 	if len(c.Subcommands) == 0 { // a parent's arguments are its subcommand's
 		before := c.Before
 		c.Before = func(ctx *cli.Context) error {
@@ -102,7 +109,7 @@ func withGlobalFlags(c *cli.Command, parent string) {
 			return nil
 		}
 	}
-	if action := c.Action; action != nil {
+	if action := c.Action; action != nil && !c.Hidden {
 		c.Action = func(ctx *cli.Context) error { return nameCommand(action(ctx), name) }
 	}
 	for _, sub := range c.Subcommands {

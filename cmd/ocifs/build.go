@@ -111,7 +111,7 @@ func parseSize(s string) (int64, error) {
 		upper = upper[:i]
 	}
 	v, err := strconv.ParseFloat(strings.TrimSpace(upper), 64)
-	if err != nil || v <= 0 || math.IsInf(v, 0) || v*mult > math.MaxInt64/2 {
+	if err != nil || v*mult < 1 || math.IsInf(v, 0) || v*mult > math.MaxInt64/2 {
 		return 0, fmt.Errorf("%q is not a size (e.g. 2G, 512M, 1048576)", s)
 	}
 	return int64(v * mult), nil
