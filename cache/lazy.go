@@ -29,7 +29,7 @@ type lazyImage struct {
 	// (pending.go), so that Prune keeps what it references.
 	pending *fileLock
 
-	mu       sync.Mutex // guards recorded
+	mu       sync.Mutex // guards recorded, and pending's release
 	recorded bool
 }
 

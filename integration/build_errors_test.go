@@ -11,9 +11,9 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
-	"time"
 
 	"github.com/ocifs/ocifs/internal/testenv"
 	ti "github.com/ocifs/ocifs/internal/testimage"

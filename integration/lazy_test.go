@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ocifs/ocifs/internal/faultproxy"
+	"github.com/ocifs/ocifs/internal/fswalk"
 	ti "github.com/ocifs/ocifs/internal/testimage"
 	"github.com/ocifs/ocifs/internal/testregistry"
 )
@@ -106,36 +107,16 @@ func TestLazyMountMatchesPull(t *testing.T) {
 	mustOcifs(t, env2, "cache", "verify")
 }
 
-// metadataWalk lstats every path under dir and reads every symlink and
-// xattr list, as `find -printf` or `ls -lR` would, without reading file
-// content; it returns the number of paths.
+// metadataWalk records every path under dir without reading file content,
+// as `find -printf` or `ls -lR` would (lstat, readlink, xattrs); it
+// returns the number of paths.
 func metadataWalk(t *testing.T, dir string) int {
 	t.Helper()
-	n := 0
-	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		fi, err := os.Lstat(p)
-		if err != nil {
-			return err
-		}
-		if fi.Mode()&os.ModeSymlink != 0 {
-			if _, err := os.Readlink(p); err != nil {
-				return err
-			}
-		}
-		buf := make([]byte, 64<<10)
-		if _, err := syscall.Listxattr(p, buf); err != nil && !errors.Is(err, syscall.ENOTSUP) {
-			return fmt.Errorf("listxattr %s: %w", p, err)
-		}
-		n++
-		return nil
-	})
+	recs, err := fswalk.Walk(dir, fswalk.WalkOptions{NoContent: true})
 	if err != nil {
-		t.Fatalf("walking %s: %v", dir, err)
+		t.Fatal(err)
 	}
-	return n
+	return len(recs)
 }
 
 // waitRecorded waits for the background fetch to record the image.

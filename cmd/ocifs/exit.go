@@ -70,7 +70,10 @@ func classify(err error) (code int, hint string) {
 	case errors.Is(err, context.Canceled):
 		return exitInterrupted, ""
 	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
-		// The build's output disk is classifyBuild's; this is the cache's.
+		// The build's output disk is classifyBuild's (builder.ErrNoSpace);
+		// what else ocifs writes goes to the cache, but for the temp
+		// files of convert's eStargz writer (in $TMPDIR), which the
+		// message's path then names.
 		return exitFailure, "the cache's disk is full: free space ('ocifs cache prune' removes what no image uses) or choose another cache with --cache-dir"
 	case errors.Is(err, cache.ErrUnreachable):
 		return exitFailure, unreachableHint(err)

@@ -76,10 +76,8 @@ func (s *state) count(o op, lat time.Duration) {
 
 func (s *state) fail(err error) {
 	n := s.errs.Add(1)
-	var errno syscall.Errno
-	if !errors.As(err, &errno) {
-		errno = 0
-	}
+	var errno syscall.Errno // stays 0 for a failure without one
+	errors.As(err, &errno)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.firstFail.IsZero() {

@@ -37,7 +37,7 @@ type Record struct {
 	UID    uint32
 	GID    uint32
 	Size   int64
-	SHA256 string // hex, regular files only
+	SHA256 string // hex, regular files only (unless WalkOptions.NoContent)
 	Target string // symlinks only
 	Major  uint32 // char and block devices only
 	Minor  uint32
@@ -53,6 +53,7 @@ type Record struct {
 type WalkOptions struct {
 	Trusted      bool     // also read trusted.* (needs CAP_SYS_ADMIN)
 	IgnoreXattrs []string // xattr names not to record, e.g. "security.selinux"
+	NoContent    bool     // metadata only: do not read (hash) regular files
 }
 
 // Walk records root and everything under it.
@@ -120,7 +121,9 @@ func record(p, rel string, opts WalkOptions) (Record, *unix.Stat_t, error) {
 	var err error
 	switch r.Type {
 	case File:
-		r.SHA256, err = hashFile(p)
+		if !opts.NoContent {
+			r.SHA256, err = hashFile(p)
+		}
 	case Symlink:
 		r.Target, err = os.Readlink(p)
 	case Char, Block:

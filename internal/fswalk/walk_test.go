@@ -101,6 +101,26 @@ func TestWalk(t *testing.T) {
 	}
 }
 
+// TestNoContent: a metadata-only walk records everything a full one does
+// but the file hashes.
+func TestNoContent(t *testing.T) {
+	root := buildTree(t)
+	full, err := Walk(root, WalkOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta, err := Walk(root, WalkOptions{NoContent: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := byPath(t, meta)["bin/busybox"].SHA256; h != "" {
+		t.Errorf("a metadata-only walk hashed bin/busybox: %s", h)
+	}
+	if d := Diff(full, meta, DiffOptions{Ignore: FContent}); d != nil {
+		t.Errorf("a metadata-only walk differs beyond content: %v", d)
+	}
+}
+
 func TestIgnoreXattrs(t *testing.T) {
 	root := buildTree(t)
 	recs, err := Walk(root, WalkOptions{IgnoreXattrs: []string{"user.note"}})
