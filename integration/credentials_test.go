@@ -21,20 +21,34 @@ import (
 )
 
 // Credentials come only from the docker config (and credential helpers)
-// and never reach the output, even with --debug and retries to log.
+// or, without one, podman's auth.json, and never reach the output, even
+// with --debug and retries to log.
 
-// dockerConfig writes a docker config.json with a login for host and
-// returns the environment that points ocifs at it.
-func dockerConfig(t *testing.T, host, user, pass string) []string {
-	dir := t.TempDir()
+// authFile writes a login for host in the docker config's format (which
+// podman's auth.json shares) to a new directory's config.json, and
+// returns that file.
+func authFile(t *testing.T, host, user, pass string) string {
+	file := filepath.Join(t.TempDir(), "config.json")
 	cfg := map[string]any{"auths": map[string]any{host: map[string]string{
 		"auth": base64.StdEncoding.EncodeToString([]byte(user + ":" + pass)),
 	}}}
 	b, _ := json.Marshal(cfg)
-	if err := os.WriteFile(filepath.Join(dir, "config.json"), b, 0o600); err != nil {
+	if err := os.WriteFile(file, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return []string{"DOCKER_CONFIG=" + dir}
+	return file
+}
+
+// dockerConfig returns the environment that points ocifs at a docker
+// config with a login for host.
+func dockerConfig(t *testing.T, host, user, pass string) []string {
+	return []string{"DOCKER_CONFIG=" + filepath.Dir(authFile(t, host, user, pass))}
+}
+
+// podmanAuth returns the environment of a user without a docker config
+// whose podman auth.json (REGISTRY_AUTH_FILE) has a login for host.
+func podmanAuth(t *testing.T, host, user, pass string) []string {
+	return []string{"HOME=" + t.TempDir(), "DOCKER_CONFIG=", "REGISTRY_AUTH_FILE=" + authFile(t, host, user, pass)}
 }
 
 // checkNoSecrets fails if out shows any of the secrets, their basic-auth
@@ -64,6 +78,12 @@ func TestDebugShowsNoBasicCredentials(t *testing.T) {
 		t.Fatalf("pull with credentials: exit %d\n%s", code, stderr)
 	}
 	checkNoSecrets(t, "pull --debug", stdout+stderr, user, pass)
+
+	stdout, stderr, code = runOcifs(t, append(podmanAuth(t, reg.Addr, user, pass), "OCIFS_CACHE_DIR="+t.TempDir()), "--debug", "pull", ref)
+	if code != 0 {
+		t.Fatalf("pull with podman's auth.json and no docker config: exit %d\n%s", code, stderr)
+	}
+	checkNoSecrets(t, "pull --debug (podman auth.json)", stdout+stderr, user, pass)
 
 	_, stderr, code = runOcifs(t, dockerConfig(t, reg.Addr, user, "wr0ng-Pa55word"), "--debug", "pull", reg.Repo("private")+":v1")
 	if code != 3 || !strings.Contains(stderr, "hint: log in") {
