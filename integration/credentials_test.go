@@ -146,3 +146,19 @@ func TestDebugShowsNoToken(t *testing.T) {
 	t.Logf("%s", stderr)
 	checkNoSecrets(t, "pull --debug", stdout+stderr, user, pass, token)
 }
+
+// TestInsecureTLS: --insecure also accepts a registry's HTTPS with a
+// certificate nobody vouches for (README: "or HTTPS without certificate
+// checks"): the real registry behind a TLS front with a self-signed
+// certificate.
+func TestInsecureTLS(t *testing.T) {
+	reg := testregistry.Start(t)
+	ti.Push(t, pullImage(t, "linux/amd64"), reg.Repo("tls")+":v1")
+	backend, _ := url.Parse("http://" + reg.Addr)
+	srv := httptest.NewTLSServer(httputil.NewSingleHostReverseProxy(backend))
+	defer srv.Close()
+	ref := strings.TrimPrefix(srv.URL, "https://") + "/" + reg.Prefix() + "/tls:v1"
+	if _, stderr, code := runOcifs(t, nil, "--insecure", "pull", ref); code != 0 {
+		t.Fatalf("pull --insecure over HTTPS with a self-signed certificate: exit %d\n%s", code, stderr)
+	}
+}
