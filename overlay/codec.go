@@ -14,7 +14,7 @@ import (
 //	uvarint layers, nodes, dirents, blob length; flags byte
 //	blob: every string, in the order the records below consume them
 //	dirents: name length, ino
-//	nodes: type, mode, uid, gid, nlink, mtime, nsec, layer+1, parent,
+//	nodes: type, mode, uid, gid, nlink, mtime, nsec, layer+1, parent, st_ino,
 //	  then by type: directory (first child, child count), regular
 //	  (size, offset, extents), symlink (target length), device (major,
 //	  minor); then xattrs (count, name and value lengths)
@@ -28,7 +28,7 @@ const (
 	treeMagic = "OCIFSTRE"
 	// TreeVersion changes whenever the encoding or the merge rules change,
 	// so saved trees made by older rules are never used.
-	TreeVersion = 1
+	TreeVersion = 2
 )
 
 var (
@@ -72,6 +72,7 @@ func appendNode(b, blob []byte, n *Node) ([]byte, []byte) {
 	b = binary.AppendUvarint(b, uint64(n.nsec))
 	b = binary.AppendUvarint(b, uint64(n.layer+1))
 	b = binary.AppendUvarint(b, uint64(n.parent))
+	b = binary.AppendUvarint(b, n.stino)
 	switch n.typ {
 	case TypeDir:
 		b = binary.AppendUvarint(b, uint64(n.kids))

@@ -110,6 +110,7 @@ func (d *treeDecoder) node(n *Node, ino uint32) {
 	n.mtime, n.nsec = d.varint(), d.small()
 	n.layer = int32(d.small()) - 1
 	n.parent = d.small()
+	n.stino = d.uvarint()
 	switch n.typ {
 	case TypeDir:
 		n.kids, n.nkids = d.small(), d.small()
@@ -189,6 +190,8 @@ func (t *Tree) checkNode(n *Node, layers int, listed []bool) error {
 		return errors.New("content without a layer")
 	case n.nsec >= 1e9:
 		return errors.New("bad mtime")
+	case n.stino == 0:
+		return errors.New("no st_ino")
 	}
 	xs := n.Xattrs()
 	for i := 1; i < len(xs); i++ {

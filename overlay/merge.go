@@ -49,6 +49,7 @@ var errExpansion = fmt.Errorf("symbolic links in parent directories expand to mo
 type inode struct {
 	e     *Entry // attributes and content; nil for a directory Merge created
 	layer int    // where e comes from (for content), or the creating layer
+	idx   int    // e's index in its layer's entries (for StIno)
 	kids  map[string]*inode
 	ino   uint32 // assigned by freeze
 }
@@ -69,6 +70,9 @@ type merger struct {
 	// expanded counts the path bytes that symlink expansion has built so
 	// far (see maxExpansion).
 	expanded int64
+	// pin tracks which names the merged layers decide (MergePartial);
+	// nil in a full merge.
+	pin *pinning
 }
 
 func newMerger() *merger {
@@ -86,7 +90,7 @@ func Merge(layers []*Layer) (*Tree, error) {
 			return nil, err
 		}
 	}
-	return freeze(m.root, m.made), nil
+	return freeze(m.root, m.made, stInos(layers, 0)), nil
 }
 
 // Raw returns one layer's own content as a tree, whiteout markers kept as
@@ -98,7 +102,7 @@ func Raw(l *Layer, index int) (*Tree, error) {
 	if err := m.apply(index, l, true); err != nil {
 		return nil, err
 	}
-	return freeze(m.root, m.made), nil
+	return freeze(m.root, m.made, rawStInos(l, index)), nil
 }
 
 // apply merges one layer. Whiteouts and opaque markers act on the lower
@@ -123,13 +127,14 @@ func (m *merger) apply(layer int, l *Layer, raw bool) error {
 			return &EntryError{layer, e.Name, err}
 		}
 		kinds[i] = kind
+		m.pin.begin(kind == markOpaque, baseName(target))
 		switch kind {
 		case markWhiteout:
 			err = m.hide(target)
 		case markOpaque:
 			err = m.makeOpaque(target)
 		}
-		if err != nil {
+		if err = m.pin.end(err); err != nil {
 			return &EntryError{layer, e.Name, err}
 		}
 	}
@@ -137,7 +142,9 @@ func (m *merger) apply(layer int, l *Layer, raw bool) error {
 		if kinds[i] != notMarker {
 			continue
 		}
-		if err := m.add(layer, names[i], &l.Entries[i], raw); err != nil {
+		m.pin.begin(false, addedNames(names[i], &l.Entries[i])...)
+		err := m.add(layer, i, names[i], &l.Entries[i], raw)
+		if err = m.pin.end(err); err != nil {
 			return &EntryError{layer, l.Entries[i].Name, err}
 		}
 	}
@@ -185,6 +192,24 @@ func (m *merger) remember(p string, n *inode) {
 	}
 }
 
+// addedNames returns the names that adding entry e at clean path p sets
+// in some directory: its base name, and for a hardlink its target's, whose
+// link count it changes (see Partial).
+func addedNames(p string, e *Entry) []string {
+	names := []string{baseName(p)}
+	if e.Type == TypeHardlink {
+		if t, err := cleanName(e.Linkname); err == nil {
+			names = append(names, baseName(t))
+		}
+	}
+	return names
+}
+
+func baseName(p string) string {
+	_, b := splitPath(p)
+	return b
+}
+
 // lookup returns the node at clean path p, or nil, resolving symlinks in
 // its directories but not in its last component.
 func (m *merger) lookup(p string) *inode {
@@ -204,8 +229,9 @@ func descend(n *inode, p string) *inode {
 	return n
 }
 
-// add applies one non-marker entry at clean path p.
-func (m *merger) add(layer int, p string, e *Entry, raw bool) error {
+// add applies one non-marker entry at clean path p, entry idx of its
+// layer.
+func (m *merger) add(layer, idx int, p string, e *Entry, raw bool) error {
 	if !e.Type.Valid() {
 		return errBadType
 	}
@@ -213,7 +239,7 @@ func (m *merger) add(layer int, p string, e *Entry, raw bool) error {
 		if e.Type != TypeDir {
 			return errRootType
 		}
-		m.root.e, m.root.layer = e, layer
+		m.root.e, m.root.layer, m.root.idx = e, layer, idx
 		return nil
 	}
 	dir, base := splitPath(p)
@@ -224,12 +250,13 @@ func (m *merger) add(layer int, p string, e *Entry, raw bool) error {
 	if !parent.isDir() {
 		return errNotDir
 	}
-	n, err := m.newNode(layer, p, e, raw)
+	n, err := m.newNode(layer, idx, p, e, raw)
 	if err != nil {
 		return err
 	}
+	m.pin.set(parent, base)
 	if old := parent.kids[base]; old != nil && old.isDir() && n.isDir() {
-		old.e, old.layer = e, layer // a directory over a directory: merge
+		old.e, old.layer, old.idx = e, layer, idx // a directory over a directory: merge
 		return nil
 	}
 	parent.kids[base] = n
@@ -238,10 +265,10 @@ func (m *merger) add(layer int, p string, e *Entry, raw bool) error {
 
 // newNode makes the node for entry e: a fresh inode, or for a hardlink the
 // inode its target has now.
-func (m *merger) newNode(layer int, p string, e *Entry, raw bool) (*inode, error) {
+func (m *merger) newNode(layer, idx int, p string, e *Entry, raw bool) (*inode, error) {
 	if e.Type != TypeHardlink {
 		m.made++
-		n := &inode{e: e, layer: layer}
+		n := &inode{e: e, layer: layer, idx: idx}
 		if e.Type == TypeDir {
 			n.kids = map[string]*inode{}
 		}
@@ -255,7 +282,7 @@ func (m *merger) newNode(layer int, p string, e *Entry, raw bool) (*inode, error
 	switch {
 	case t == nil && raw:
 		return &inode{e: &Entry{Name: e.Name, Type: TypeRegular, Mode: e.Mode, UID: e.UID, GID: e.GID,
-			MTime: e.MTime, MTimeNsec: e.MTimeNsec, Xattrs: e.Xattrs}, layer: layer}, nil
+			MTime: e.MTime, MTimeNsec: e.MTimeNsec, Xattrs: e.Xattrs}, layer: layer, idx: idx}, nil
 	case t == nil || target == p:
 		return nil, fmt.Errorf("%w: %q", errLinkMissing, e.Linkname)
 	case t.isDir():
@@ -273,6 +300,7 @@ func (m *merger) resolveLink(target string) *inode {
 	}
 	for p := target; ; {
 		if n, ok := m.hidden[p]; ok {
+			m.pin.taint(true) // where the hidden node stood is not tracked
 			return descend(n, strings.TrimPrefix(strings.TrimPrefix(target, p), "/"))
 		}
 		i := strings.LastIndexByte(p, '/')
@@ -311,6 +339,7 @@ func (m *merger) resolve(layer int, p string, followLast, create bool) (*inode, 
 			return nil, errNotDir
 		}
 		next := cur.kids[c]
+		m.pin.walk(cur, c)
 		switch {
 		case next == nil && !create:
 			return nil, nil
@@ -318,8 +347,9 @@ func (m *merger) resolve(layer int, p string, followLast, create bool) (*inode, 
 			return nil, errMarkerDir
 		case next == nil:
 			m.made++
-			next = &inode{layer: layer, kids: map[string]*inode{}}
+			next = &inode{layer: layer, idx: -1, kids: map[string]*inode{}}
 			cur.kids[c] = next
+			m.pin.set(cur, c)
 		case kind(next) == TypeSymlink && (rest != "" || followLast):
 			if hops++; hops > maxLinkHops {
 				return nil, errLoop

@@ -37,6 +37,7 @@ type Node struct {
 	offset int64 // content in the layer's tar stream
 	target string
 	extra  *nodeExtra
+	stino  uint64 // st_ino (see StIno)
 	ino    uint32
 	mode   uint32
 	uid    uint32
@@ -58,8 +59,20 @@ type nodeExtra struct {
 	sparse []Extent
 }
 
-// Ino returns the node's inode number.
+// Ino returns the node's inode number in its Tree: the dense number that
+// Tree.Node takes (and fusefs uses as the kernel's node id).
 func (n *Node) Ino() uint64 { return uint64(n.ino) }
+
+// StIno returns the inode number shown to users (st_ino), shared by every
+// path of a hardlink group. It is numbered by layer, top layer first, so
+// that the top layers of an image fix it for their own entries while the
+// lower layers are still unknown (see Partial): the root is 1; the entry
+// with index i in layer L (counting every entry of the layer's tar,
+// markers included) is 2 + i + the number of entries of the layers above
+// L; a hardlink has its target's number, a directory that of its topmost
+// entry; directories no layer has an entry for are numbered after all
+// entries, breadth first in name order.
+func (n *Node) StIno() uint64 { return n.stino }
 
 // Type returns the node's type; never TypeHardlink.
 func (n *Node) Type() Type { return n.typ }
