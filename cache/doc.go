@@ -266,6 +266,21 @@
 // zstd:chunked stream is the original tar: nothing is hidden. Indexes
 // stored before that rule (version 1) are rebuilt (indexVersion).
 //
+// # Serving while pulling
+//
+// A mount of an image not yet in the store can serve before the pull
+// ends: PullOptions.Resolved gives the manifest and config once they are
+// verified and stored, before any layer is fetched;
+// PullOptions.LayerReady names each layer position as it becomes
+// complete (found complete, or fetched and indexed); Store.OpenLayer then
+// opens that layer's index and content on their own, as an Image would,
+// without waiting for the image to be recorded. PullOptions.TopFirst
+// starts the layer jobs from the top of the stack, whose layers decide
+// most paths. Nothing a reported layer uses can be pruned while the pull
+// runs (it holds the store lock shared until the image is recorded), and
+// what OpenLayer returned keeps its files open, so it stays readable
+// after a later Prune, as an Image does.
+//
 // # Concurrency and crashes
 //
 // A Store is safe for concurrent use by goroutines and by processes:

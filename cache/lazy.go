@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -41,7 +42,9 @@ type lazyImage struct {
 // image complete in the store is returned as Get does; so are images
 // from oci: and docker-archive: references, which are local anyway. A
 // registry that ignores Range requests gets a single warning and the
-// layers are pulled whole.
+// layers are pulled whole. An image without eStargz or zstd:chunked
+// layers is pulled as Pull does (in parallel, with PullOptions.Resolved
+// and LayerReady).
 //
 // The image is recorded in index.json only once every layer is complete
 // (FetchAll). Until then the store has no record of it, Lookup and Get do
@@ -64,6 +67,9 @@ func (s *Store) GetLazy(ctx context.Context, ref string, po PullOptions, lo Lazy
 		return nil, err
 	}
 	defer sl.Unlock()
+	if !slices.ContainsFunc(r.manifest.Layers, func(d v1.Descriptor) bool { _, ok := lazySpecOf(d); return ok }) {
+		return s.pullResolved(ctx, spec, r, want, po) // nothing to read lazily
+	}
 	img, err := s.openLazyImage(ctx, r, want, po, lo)
 	if err != nil {
 		return nil, fmt.Errorf("pulling %s lazily: %w", spec, err)

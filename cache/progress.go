@@ -49,6 +49,9 @@ type layerProgress struct {
 	reported int64
 }
 
+// top is the highest position naming the blob.
+func (lp *layerProgress) top() int { return lp.positions[len(lp.positions)-1] }
+
 func (lp *layerProgress) report(st State) {
 	if lp.fn == nil {
 		return

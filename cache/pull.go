@@ -2,11 +2,13 @@ package cache
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -24,6 +26,33 @@ type PullOptions struct {
 	Progress func(Progress)
 	// Jobs is how many layers are fetched in parallel (default 4).
 	Jobs int
+	// TopFirst starts the layer jobs from the top of the stack (the last
+	// manifest layer) down, for a caller that serves the layers as they
+	// become ready (the top ones decide most paths). The default,
+	// manifest order, starts the base layer (usually the largest) first,
+	// which finishes a whole pull sooner. A blob listed at several
+	// positions is placed by its highest one. Progress reports start in
+	// manifest order either way.
+	TopFirst bool
+	// Resolved, if set, is called once by Pull (and by Get when it
+	// pulls) with the image's manifest (as stored: Docker media types
+	// converted to OCI, as in Image.Manifest) and config once both are
+	// verified and stored, before any layer is fetched. Get calls neither
+	// Resolved nor LayerReady when it finds the image complete in the
+	// store or repairs it offline: the caller then has the whole Image.
+	// GetLazy calls both only for an image without eStargz or
+	// zstd:chunked layers, which it pulls as Pull does.
+	Resolved func(m *v1.Manifest, cf *v1.ConfigFile)
+	// LayerReady, if set, is called once per manifest layer position i
+	// as soon as that layer is complete in the store (Store.OpenLayer may
+	// open it), including layers found complete; a blob listed at several
+	// positions reports them together, highest first. It may be called
+	// from several goroutines at once, and the layer's job waits for it.
+	// A layer once reported stays complete even if the pull later fails
+	// (see OpenLayer for how long its files stay). Both callbacks run
+	// under the pull's shared store lock: one that waits for a Prune
+	// deadlocks.
+	LayerReady func(i int)
 }
 
 func (po PullOptions) platform() (v1.Platform, bool) {
@@ -111,6 +140,12 @@ func (s *Store) Pull(ctx context.Context, ref string, po PullOptions) (*Image, e
 		return nil, err
 	}
 	defer sl.Unlock()
+	return s.pullResolved(ctx, spec, r, want, po)
+}
+
+// pullResolved is Pull once spec is resolved (as r), under the store's
+// shared lock; it closes r's source.
+func (s *Store) pullResolved(ctx context.Context, spec *refSpec, r *resolved, want v1.Platform, po PullOptions) (*Image, error) {
 	defer r.src.close()
 	sm, err := ociManifest(r)
 	if err != nil {
@@ -148,11 +183,14 @@ func (s *Store) resolveShared(ctx context.Context, spec *refSpec, want v1.Platfo
 	return r, sl, nil
 }
 
-// fetchImage stores the config, every layer (in parallel) and last the
-// manifest.
+// fetchImage stores the config and the manifests, then every layer (in
+// parallel).
 func (s *Store) fetchImage(ctx context.Context, r *resolved, sm *storedManifest, po PullOptions) (PullStats, error) {
-	if err := s.writeBlob(bytes.NewReader(r.rawConfig), r.manifest.Config.Digest, int64(len(r.rawConfig))); err != nil {
+	if err := s.storeManifests(r, sm); err != nil {
 		return PullStats{}, err
+	}
+	if po.Resolved != nil {
+		po.Resolved(sm.manifest, r.config)
 	}
 	var stats PullStats
 	var mu sync.Mutex // guards stats
@@ -166,11 +204,18 @@ func (s *Store) fetchImage(ctx context.Context, r *resolved, sm *storedManifest,
 	for _, lp := range layers {
 		lp.report(StateWaiting)
 	}
+	if po.TopFirst {
+		slices.SortStableFunc(layers, func(a, b *layerProgress) int { return cmp.Compare(b.top(), a.top()) })
+	}
 	for _, lp := range layers {
 		g.Go(func() error {
 			out, err := s.ensureLayer(gctx, r, lp)
-			if err != nil || out == nil {
+			if err != nil {
 				return err
+			}
+			po.ready(lp)
+			if out == nil {
+				return nil
 			}
 			mu.Lock()
 			stats.LayersIndexed++
@@ -185,10 +230,31 @@ func (s *Store) fetchImage(ctx context.Context, r *resolved, sm *storedManifest,
 	if err := g.Wait(); err != nil {
 		return PullStats{}, err
 	}
-	if err := s.writeBlob(bytes.NewReader(r.rawManifest), r.desc.Digest, int64(len(r.rawManifest))); err != nil {
-		return PullStats{}, err
+	return stats, nil
+}
+
+// storeManifests stores the config, the manifest as the source gave it
+// and its OCI form (the same blob unless converted). Nothing references
+// them until the image is recorded: the pull's shared store lock keeps
+// Prune away until then.
+func (s *Store) storeManifests(r *resolved, sm *storedManifest) error {
+	if err := s.writeBlob(bytes.NewReader(r.rawConfig), r.manifest.Config.Digest, int64(len(r.rawConfig))); err != nil {
+		return err
 	}
-	return stats, s.writeBlob(bytes.NewReader(sm.raw), sm.desc.Digest, int64(len(sm.raw)))
+	if err := s.writeBlob(bytes.NewReader(r.rawManifest), r.desc.Digest, int64(len(r.rawManifest))); err != nil {
+		return err
+	}
+	return s.writeBlob(bytes.NewReader(sm.raw), sm.desc.Digest, int64(len(sm.raw)))
+}
+
+// ready reports every position of a complete layer, highest first.
+func (po PullOptions) ready(lp *layerProgress) {
+	if po.LayerReady == nil {
+		return
+	}
+	for _, i := range slices.Backward(lp.positions) {
+		po.LayerReady(i)
+	}
 }
 
 // uniqueLayers groups the manifest's layers by blob, so that a blob listed

@@ -69,11 +69,12 @@ func blocks512(n *overlay.Node) uint64 {
 
 func roundBlocks(n uint64) uint64 { return (n + blockSize - 1) / blockSize * (blockSize / 512) }
 
-// fillAttr writes n's attributes; atime and ctime are the mtime.
+// fillAttr writes n's attributes; atime and ctime are the mtime. st_ino is
+// StIno: Ino is the kernel's node id.
 func fillAttr(n *overlay.Node, a *fuse.Attr) {
 	sec, nsec := n.MTimeUnix()
 	*a = fuse.Attr{
-		Ino:       n.Ino(),
+		Ino:       n.StIno(),
 		Size:      size(n),
 		Blocks:    blocks512(n),
 		Atime:     uint64(sec),
@@ -128,6 +129,10 @@ func (f *rawFS) GetAttr(cancel <-chan struct{}, in *fuse.GetAttrIn, out *fuse.At
 	if n == nil {
 		return fuse.ENOENT
 	}
+	return f.getAttr(n, out)
+}
+
+func (f *rawFS) getAttr(n *overlay.Node, out *fuse.AttrOut) fuse.Status {
 	out.AttrValid, out.AttrValidNsec = f.tune.ttl, 0
 	fillAttr(n, &out.Attr)
 	return fuse.OK
@@ -139,6 +144,10 @@ func (f *rawFS) Readlink(cancel <-chan struct{}, h *fuse.InHeader) ([]byte, fuse
 	if n == nil {
 		return nil, fuse.ENOENT
 	}
+	return readlink(n)
+}
+
+func readlink(n *overlay.Node) ([]byte, fuse.Status) {
 	if n.Type() != overlay.TypeSymlink {
 		return nil, fuse.EINVAL
 	}

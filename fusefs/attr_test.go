@@ -63,7 +63,7 @@ func checkStat(t *testing.T, p string, n *overlay.Node, st *unix.Stat_t) {
 		got, want any
 	}{
 		{"mode", st.Mode, want},
-		{"ino", st.Ino, n.Ino()},
+		{"ino", st.Ino, n.StIno()},
 		{"nlink", uint32(st.Nlink), n.Nlink()},
 		{"uid", st.Uid, n.UID()},
 		{"gid", st.Gid, n.GID()},

@@ -66,13 +66,13 @@ func (f *rawFS) readDir(in *fuse.ReadIn, out *fuse.DirEntryList, plus bool) fuse
 		var n *overlay.Node
 		switch off {
 		case 0:
-			e.Name, e.Ino = ".", dir.Ino()
+			e.Name, e.Ino = ".", dir.StIno()
 		case 1:
-			e.Name, e.Ino = "..", dir.Parent()
+			e.Name, e.Ino = "..", f.tree.Node(dir.Parent()).StIno()
 		default:
 			d := kids[off-firstChildOff]
 			n = f.tree.Node(d.Ino)
-			e.Name, e.Ino, e.Mode = d.Name, d.Ino, mode(n)
+			e.Name, e.Ino, e.Mode = d.Name, n.StIno(), mode(n)
 		}
 		if !plus {
 			if !out.AddDirEntry(e) {

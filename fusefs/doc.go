@@ -19,20 +19,23 @@
 // inode number, there is no per-inode object, Forget has nothing to
 // release, LOOKUP is a binary search in a sorted child list and GETATTR an
 // array index. No handler takes a lock; the only shared mutable state are
-// the request counters (atomics).
+// the request counters (atomics). (A filling mount, MountFilling, is
+// another file system in front of this one; see Filling.)
 //
 // # Attributes
 //
 // lstat through the mount returns the image's values: type and permission
 // bits with setuid, setgid and sticky; numeric uid and gid; size; mtime,
 // with atime and ctime equal to it; rdev of devices (the protocol carries
-// 12 bits of major and 20 of minor); the tree's inode numbers, shared by
-// every path of a hardlink group, and true link counts (2 + subdirectories
-// for a directory). A symlink's size is its target's length (mkfs.ext4 -d
-// silently skips the rest of a directory when it is not). A directory's
-// size is 4096, as for a fresh ext4 directory; st_blocks is the size
-// rounded up to 4 KiB blocks (data extents only for sparse files, 0 for
-// symlinks and devices); st_blksize is 4096.
+// 12 bits of major and 20 of minor); st_ino and d_ino from
+// overlay.Node.StIno, shared by every path of a hardlink group (the
+// kernel's node id is Node.Ino, a different number), and true link
+// counts (2 + subdirectories for a directory). A symlink's size is its
+// target's length (mkfs.ext4 -d silently skips the rest of a directory
+// when it is not). A directory's size is 4096, as for a fresh ext4
+// directory; st_blocks is the size rounded up to 4 KiB blocks (data
+// extents only for sparse files, 0 for symlinks and devices); st_blksize
+// is 4096.
 //
 // # Extended attributes
 //
@@ -46,7 +49,8 @@
 //   - names over 255 bytes, values over 64 KiB;
 //   - a security.capability value that is not a vfs_cap_data revision 2
 //     (20 bytes) or 3 (24 bytes): the kernel answers EINVAL for anything
-//     else, revision 1 included. Logged once, as a warning, at Mount;
+//     else, revision 1 included. Logged once, as a warning, at Mount
+//     (for MountFilling, once the tree is complete);
 //   - a malformed system.posix_acl_access or _default value.
 //
 // The kernel itself rewrites a revision 3 capability whose root uid is 0
@@ -144,6 +148,48 @@
 // server once it hits the page cache: on an image larger than the free
 // memory, pushed pages may be reclaimed before the reader gets to them,
 // and it then reads them through READ as without prefetching.
+//
+// # Filling
+//
+// MountFilling serves an image whose layers are still arriving, top layer
+// first. A Filler reports its states: an overlay.Partial for the layers
+// known so far, then the complete Tree, or an error. MountFilling returns
+// at once, and until the tree is complete:
+//   - LOOKUP answers at once when the known layers decide the path
+//     (Partial.Get), and otherwise waits for the next state and tries
+//     again; so a missing name waits for the complete tree;
+//   - GETATTR, READLINK, OPEN, READ, LISTXATTR and GETXATTR of a file
+//     looked up so (anything but a directory) answer at once from its
+//     node: all of a decided file's attributes are final, and its content
+//     is in a layer already known;
+//   - GETATTR of a directory looked up so, and of the root, answers at
+//     once too, with link count 1 (the lower layers may add
+//     subdirectories) and a timeout of 0, so that stat asks again and
+//     gets the true count once the tree is complete; the root's other
+//     attributes are overlay.UnknownRoot's until a known layer has the
+//     root's entry (Partial.Root);
+//   - OPENDIR, READDIR, READDIRPLUS and xattrs of the root and of
+//     directories wait for the complete tree, and so does STATFS: a
+//     listing depends on every layer;
+//   - entries and a file's attributes are cached forever, as with Mount;
+//   - node ids are handed out from 2^48 up, one per path, so the paths of
+//     a hardlink get one each (with one st_ino);
+//   - a waiting request answers EINTR when its caller is killed (FUSE
+//     INTERRUPT), and EIO while the fill has failed; decided files keep
+//     working then. A failure may be followed by newer states (the
+//     Filler retries), and requests then wait again.
+//
+// Once the tree is complete, every request goes to a file system built as
+// Mount builds it (Options.Prefetch starts then); a request naming a node
+// id handed out while filling is translated to the tree's id of its path
+// (ESTALE, and an error logged, if the tree lacks it: a Partial bug). The
+// kernel may then know a file under both ids, with equal attributes.
+// Stats counts both phases. While filling, the handlers share one lock
+// (on the ids handed out); once complete, none takes it.
+//
+// With Options.AllowOther the kernel checks permissions itself
+// (default_permissions), with the attributes of the root and of every
+// directory on a path, which GETATTR answers at once (above).
 //
 // # Hazards
 //

@@ -13,10 +13,13 @@ import (
 
 func (f *rawFS) Open(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) fuse.Status {
 	f.stats.add(opOpen)
-	n := f.node(in.NodeId)
-	if n == nil {
+	if f.node(in.NodeId) == nil {
 		return fuse.ENOENT
 	}
+	return f.open(in, out)
+}
+
+func (f *rawFS) open(in *fuse.OpenIn, out *fuse.OpenOut) fuse.Status {
 	if in.Flags&syscall.O_ACCMODE != syscall.O_RDONLY || in.Flags&syscall.O_TRUNC != 0 {
 		return fuse.EROFS
 	}
@@ -73,6 +76,10 @@ func (f *rawFS) Read(cancel <-chan struct{}, in *fuse.ReadIn, buf []byte) (fuse.
 	if n == nil {
 		return nil, fuse.ENOENT
 	}
+	return f.read(n, in, buf)
+}
+
+func (f *rawFS) read(n *overlay.Node, in *fuse.ReadIn, buf []byte) (fuse.ReadResult, fuse.Status) {
 	if n.Type() != overlay.TypeRegular {
 		return nil, fuse.EINVAL
 	}

@@ -136,15 +136,7 @@ func mountTree(t testing.TB, tree *overlay.Tree, content overlay.LayerReader, op
 
 func mountTuned(t testing.TB, tree *overlay.Tree, content overlay.LayerReader, opts Options, tune tuning) (*Server, string) {
 	t.Helper()
-	if os.Geteuid() != 0 { // the unprivileged path: fusermount3
-		testenv.RequireTool(t, "fusermount3", "apt-get install -y fuse3")
-	} else {
-		testenv.RequireFUSE(t)
-	}
-	dir := filepath.Join(t.TempDir(), "mnt")
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	dir := mountDir(t)
 	opts.SelfAccess = true // the tests read the mount from this process
 	srv, err := mount(dir, tree, content, opts, tune)
 	if err != nil {
@@ -156,6 +148,22 @@ func mountTuned(t testing.TB, tree *overlay.Tree, content overlay.LayerReader, o
 		}
 	})
 	return srv, dir
+}
+
+// mountDir returns a fresh mount point, or skips the test when mounting
+// is impossible here.
+func mountDir(t testing.TB) string {
+	t.Helper()
+	if os.Geteuid() != 0 { // the unprivileged path: fusermount3
+		testenv.RequireTool(t, "fusermount3", "apt-get install -y fuse3")
+	} else {
+		testenv.RequireFUSE(t)
+	}
+	dir := filepath.Join(t.TempDir(), "mnt")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
 
 // mountImage merges m and mounts it.

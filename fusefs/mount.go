@@ -51,7 +51,8 @@ type Options struct {
 // process until Unmount, or until someone else unmounts the directory.
 type Server struct {
 	srv  *fuse.Server
-	fs   *rawFS
+	fs   *rawFS  // the tree's file system; nil for MountFilling
+	fill *fillFS // MountFilling's file system; nil for Mount
 	dir  string
 	done chan struct{} // closed when the serve loop has returned
 	mu   sync.Mutex    // guards unmounted
@@ -72,20 +73,9 @@ func mount(dir string, tree *overlay.Tree, content overlay.LayerReader, opts Opt
 	if tree == nil {
 		return nil, errors.New("mounting: no tree")
 	}
-	if err := CheckMountpoint(dir); err != nil {
-		return nil, err
-	}
-	abs, err := resolve(dir)
-	if err != nil {
-		return nil, fmt.Errorf("mounting %s: %w", dir, err)
-	}
-	direct, err := checkPrerequisites()
+	s, direct, logger, err := newServer(dir, opts)
 	if err != nil {
 		return nil, err
-	}
-	logger := opts.Logger
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
 	}
 	fsys := newRawFS(tree, content, logger, tune)
 	if tune.splice {
@@ -94,16 +84,49 @@ func mount(dir string, tree *overlay.Tree, content overlay.LayerReader, opts Opt
 	if opts.Prefetch && content != nil && tune.readdirPlus {
 		fsys.prefetch = newPrefetcher(fsys)
 	}
-	srv, err := fuse.NewServer(fsys, abs, mountOptions(opts, fsys, direct, logger))
+	s.fs = fsys
+	err = s.serve(fsys, mountOptions(opts, fsys, direct, logger), direct, opts.SelfAccess, func() {
+		if p := fsys.prefetch; p != nil {
+			p.srv = s.srv
+			go p.run(s.done)
+		}
+	})
 	if err != nil {
-		return nil, mountError(abs, direct, err)
+		return nil, err
+	}
+	return s, nil
+}
+
+// newServer checks dir and the prerequisites, and returns a Server for
+// dir, not serving yet, with the logger to use.
+func newServer(dir string, opts Options) (s *Server, direct bool, logger *slog.Logger, err error) {
+	if err := CheckMountpoint(dir); err != nil {
+		return nil, false, nil, err
+	}
+	abs, err := resolve(dir)
+	if err != nil {
+		return nil, false, nil, fmt.Errorf("mounting %s: %w", dir, err)
+	}
+	if direct, err = checkPrerequisites(); err != nil {
+		return nil, false, nil, err
+	}
+	logger = opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Server{dir: abs, done: make(chan struct{})}, direct, logger, nil
+}
+
+// serve mounts fsys and serves it. started runs once the mount exists,
+// before the first request is read beyond INIT.
+func (s *Server) serve(fsys fuse.RawFileSystem, mo *fuse.MountOptions, direct, selfAccess bool, started func()) error {
+	srv, err := fuse.NewServer(fsys, s.dir, mo)
+	if err != nil {
+		return mountError(s.dir, direct, err)
 	}
 	closeFUSEFdsOnExec()
-	s := &Server{srv: srv, fs: fsys, dir: abs, done: make(chan struct{})}
-	if p := fsys.prefetch; p != nil {
-		p.srv = srv
-		go p.run(s.done)
-	}
+	s.srv = srv
+	started()
 	go func() {
 		srv.Serve()
 		close(s.done)
@@ -111,13 +134,13 @@ func mount(dir string, tree *overlay.Tree, content overlay.LayerReader, opts Opt
 	// NewServer has already answered the kernel's INIT, so the mount
 	// answers. WaitMount only adds the poll hack, which opens a file on
 	// the mount from this process: only for SelfAccess (see Hazards).
-	if opts.SelfAccess {
+	if selfAccess {
 		if err := srv.WaitMount(); err != nil {
 			s.Unmount()
-			return nil, fmt.Errorf("mounting %s: %w", abs, err)
+			return fmt.Errorf("mounting %s: %w", s.dir, err)
 		}
 	}
-	return s, nil
+	return nil
 }
 
 // mountOptions sets what go-fuse asks of the kernel; doc.go explains each
@@ -199,7 +222,12 @@ func layerFDs(content overlay.LayerReader, tree *overlay.Tree) []int {
 func (s *Server) Dir() string { return s.dir }
 
 // Stats returns the requests answered so far, by kind.
-func (s *Server) Stats() Stats { return s.fs.stats.snapshot() }
+func (s *Server) Stats() Stats {
+	if s.fill != nil {
+		return s.fill.counts()
+	}
+	return s.fs.stats.snapshot()
+}
 
 // Wait blocks until the file system is unmounted (by Unmount, or by
 // anyone running fusermount3 -u or umount on it).

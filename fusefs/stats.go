@@ -60,17 +60,29 @@ type Stats struct {
 	Prefetched, PrefetchedBytes, PrefetchDropped uint64
 }
 
-func (c *counters) snapshot() Stats {
-	g := func(o op) uint64 { return c.ops[o].Load() }
+func (c *counters) snapshot() Stats { return sumCounters(c) }
+
+// sumCounters adds up several sets of counters: a filling mount counts in
+// one set until the image is complete and in the final file system's after.
+func sumCounters(cs ...*counters) Stats {
+	sum := func(v func(c *counters) *atomic.Uint64) (n uint64) {
+		for _, c := range cs {
+			n += v(c).Load()
+		}
+		return n
+	}
+	g := func(o op) uint64 { return sum(func(c *counters) *atomic.Uint64 { return &c.ops[o] }) }
 	return Stats{
 		Lookup: g(opLookup), Forget: g(opForget), GetAttr: g(opGetAttr), Readlink: g(opReadlink),
 		Open: g(opOpen), Release: g(opRelease), Flush: g(opFlush), Read: g(opRead), Lseek: g(opLseek),
 		OpenDir: g(opOpenDir), ReadDir: g(opReadDir), ReadDirPlus: g(opReadDirPlus),
 		ReleaseDir: g(opReleaseDir), ListXAttr: g(opListXAttr), GetXAttr: g(opGetXAttr),
 		Access: g(opAccess), StatFs: g(opStatFs), Statx: g(opStatx),
-		Refused: g(opRefused), ReadBytes: c.readBytes.Load(),
-		Prefetched: c.prefetched.Load(), PrefetchedBytes: c.prefetchedBytes.Load(),
-		PrefetchDropped: c.prefetchDropped.Load(),
+		Refused:         g(opRefused),
+		ReadBytes:       sum(func(c *counters) *atomic.Uint64 { return &c.readBytes }),
+		Prefetched:      sum(func(c *counters) *atomic.Uint64 { return &c.prefetched }),
+		PrefetchedBytes: sum(func(c *counters) *atomic.Uint64 { return &c.prefetchedBytes }),
+		PrefetchDropped: sum(func(c *counters) *atomic.Uint64 { return &c.prefetchDropped }),
 	}
 }
 

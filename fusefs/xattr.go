@@ -135,6 +135,10 @@ func (f *rawFS) ListXAttr(cancel <-chan struct{}, h *fuse.InHeader, dest []byte)
 	if n == nil {
 		return 0, fuse.ENOENT
 	}
+	return listXAttr(n, dest)
+}
+
+func listXAttr(n *overlay.Node, dest []byte) (uint32, fuse.Status) {
 	xs := n.Xattrs()
 	size := 0
 	for i := range xs {
@@ -163,6 +167,10 @@ func (f *rawFS) GetXAttr(cancel <-chan struct{}, h *fuse.InHeader, name string, 
 	if n == nil {
 		return 0, fuse.ENOENT
 	}
+	return getXAttr(n, name, dest)
+}
+
+func getXAttr(n *overlay.Node, name string, dest []byte) (uint32, fuse.Status) {
 	v, ok := n.Xattr(name)
 	if !ok {
 		return 0, fuse.ENOATTR

@@ -113,3 +113,69 @@ func benchLayers(mb int) [][]byte {
 	}
 	return layers
 }
+
+// TestFillingAcceptance measures a mount of ordinary gzip layers served
+// while they download: an image of a base layer of OCIFS_LAZY_BENCH_MB
+// MiB of incompressible files and three small layers above it (each
+// naming its parent directories, as image builders write layers),
+// through a proxy capped at 20 MB/s. It compares a full pull with the
+// time for 'ocifs mount --lazy' to return and for a file of the top
+// layer, and one of the base layer, to be read. Off unless the variable
+// is set; results go to the test log (docs/BENCHMARKS.md).
+func TestFillingAcceptance(t *testing.T) {
+	mb, _ := strconv.Atoi(os.Getenv("OCIFS_LAZY_BENCH_MB"))
+	if mb <= 0 {
+		t.Skip("set OCIFS_LAZY_BENCH_MB=512 to run the filling-mount acceptance benchmark")
+	}
+	requireFUSEMount(t)
+	r := rand.NewChaCha8([32]byte{7})
+	file := func(name string, n int) ti.Entry {
+		b := make([]byte, n)
+		r.Read(b)
+		return ti.File(name, string(b))
+	}
+	base := []ti.Entry{ti.Dir("usr"), ti.Dir("usr/share"), ti.Dir("etc"), ti.File("etc/os-release", "ID=bench\n")}
+	for i := range mb {
+		base = append(base, file(fmt.Sprintf("usr/share/f%04d", i), 1<<20))
+	}
+	layers := [][]byte{ti.Layer(base...)}
+	for l := 1; l <= 3; l++ {
+		es := []ti.Entry{ti.Dir("app"), ti.Dir(fmt.Sprintf("app/l%d", l))}
+		for i := range 8 {
+			es = append(es, file(fmt.Sprintf("app/l%d/f%d", l, i), 256<<10))
+		}
+		es = append(es, ti.File(fmt.Sprintf("app/l%d/config", l), fmt.Sprintf("layer %d\n", l)))
+		layers = append(layers, ti.Layer(es...))
+	}
+	reg := testregistry.Start(t)
+	ti.Push(t, ti.Image(t, layers, ti.WithPlatform("linux/amd64")), reg.Repo("fill-bench")+":v1")
+	p := faultproxy.Start(t, reg.Addr)
+	ref := p.Addr + "/" + reg.Prefix() + "/fill-bench:v1"
+	const rate = 20_000_000
+	p.SetRate(rate)
+
+	start := time.Now()
+	mustOcifs(t, cacheEnv(t), "pull", ref)
+	full := time.Since(start)
+	image := blobBytesSent(p)
+
+	before := blobBytesSent(p)
+	dir := mountDir(t)
+	start = time.Now()
+	mustOcifs(t, cacheEnv(t), "mount", "--lazy", ref, dir)
+	mount := time.Since(start)
+	b, err := os.ReadFile(filepath.Join(dir, "app/l3/config"))
+	top := time.Since(start)
+	topBytes := blobBytesSent(p) - before
+	if err != nil || string(b) != "layer 3\n" {
+		t.Fatalf("reading the top layer's file: %q, %v", b, err)
+	}
+	b, err = os.ReadFile(filepath.Join(dir, "etc/os-release"))
+	baseRead := time.Since(start)
+	if err != nil || string(b) != "ID=bench\n" {
+		t.Fatalf("reading the base layer's file: %q, %v", b, err)
+	}
+	t.Logf("filling acceptance: image %d MiB of blobs (gzip) at %d MB/s: full pull %v; ocifs mount --lazy %v; top layer's file read after %v (%.1f%% of the pull time, %d MiB of blobs sent by then); base layer's file after %v",
+		image>>20, rate/1_000_000, full.Round(time.Millisecond), mount.Round(time.Millisecond), top.Round(time.Millisecond),
+		100*top.Seconds()/full.Seconds(), topBytes>>20, baseRead.Round(time.Millisecond))
+}

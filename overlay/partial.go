@@ -177,14 +177,36 @@ func (p *Partial) count(dir *inode, sure bool) {
 // Low returns the lowest merged layer.
 func (p *Partial) Low() int { return p.low }
 
+// Root returns the root directory's node when the merged layers decide
+// its attributes: when one of them has an entry for it ("."), since the
+// topmost such entry gives them. As for any directory of a Partial, its
+// Nlink (0) and children are not final.
+func (p *Partial) Root() (n *Node, ok bool) {
+	if p.m.root.e == nil {
+		return nil, false
+	}
+	node := nodeOf(p.m.root, 0)
+	node.stino = RootIno
+	return &node, true
+}
+
+// UnknownRoot returns the root directory as a tree has it when no layer
+// has an entry for the root: mode 0755, owned by root, time 0. A mount
+// shows it until the layer that has the root's entry is known.
+func UnknownRoot() *Node {
+	n := nodeOf(&inode{layer: -1}, 0)
+	n.stino = RootIno
+	return &n
+}
+
 // Get returns the node the complete tree has at path p ("" or "." is the
 // root; a leading "/" is allowed; symlinks are not followed), with ok true,
 // when the merged layers decide it. For a regular file, symlink, device or
 // fifo every attribute is final, including Nlink and StIno. For a
 // directory, its existence, type and attributes (mode, owner, mtime,
 // xattrs, StIno) are final, but not Nlink (reported as 0) nor its
-// children. The root is never decided (its attributes may come from any
-// layer). Absent paths are never decided: ok is false for them.
+// children. Get does not answer for the root (see Root). Absent paths are
+// never decided: ok is false for them.
 //
 // The node's Ino is 0: nodes of a Partial have no place in a Tree.
 func (p *Partial) Get(path string) (n *Node, ok bool) {

@@ -25,6 +25,11 @@ func checkPartials(t *testing.T, s stack) int {
 		if err != nil {
 			continue
 		}
+		if got, ok := p.Root(); ok {
+			if d := nodeDiff(got, full.Root()); d != "" {
+				t.Fatalf("layers %d..: root decided with %s", low, d)
+			}
+		}
 		ps := slices.Clone(paths)
 		walkInodes(p.m.root, "", func(path string) { ps = append(ps, path) })
 		for _, path := range ps {
@@ -150,7 +155,7 @@ func FuzzPartial(f *testing.F) {
 // real ones (every layer names the parents of its entries) and where it
 // must wait.
 func TestPartialDecides(t *testing.T) {
-	base := tarOf(dir("usr"), dir("usr/bin"), file("usr/bin/sh", "sh"), dir("usr/lib"), symlink("lib", "usr/lib"),
+	base := tarOf(dir("."), dir("usr"), dir("usr/bin"), file("usr/bin/sh", "sh"), dir("usr/lib"), symlink("lib", "usr/lib"),
 		symlink("x", "usr"), dir("etc"), file("etc/old", "o"))
 	top := tarOf(dir("usr"), dir("usr/bin"), file("usr/bin/app", "app", mode(0755)), hardlink("usr/bin/app2", "usr/bin/app"),
 		dir("etc"), whiteout("etc/old"), file("lib/x", "in usr/lib"), dir("opt"), file("opt/y", "y"))
@@ -182,6 +187,9 @@ func TestPartialDecides(t *testing.T) {
 		if ok && n.Type() != TypeDir && n.Nlink() != full.Get(c.path).Nlink() {
 			t.Errorf("Get(%q): nlink %d, want %d", c.path, n.Nlink(), full.Get(c.path).Nlink())
 		}
+	}
+	if _, ok := p.Root(); ok {
+		t.Errorf("root decided, but only the base layer has an entry for it")
 	}
 	if n, _ := p.Get("usr/bin/app2"); n == nil || n.Nlink() != 2 || n.StIno() != full.Get("usr/bin/app").StIno() {
 		t.Errorf("hardlink: got %+v", n)

@@ -89,7 +89,7 @@ func nodeJSON(p string, n *overlay.Node) *entryJSON {
 	sec, nsec := n.MTimeUnix()
 	layer := n.Layer()
 	e := &entryJSON{Path: p, Type: n.Type().String(), Mode: fmt.Sprintf("%04o", n.Mode()), UID: n.UID(), GID: n.GID(),
-		Size: n.Size(), MTime: modTime(sec, nsec), Target: n.Target(), Inode: n.Ino(), Nlink: n.Nlink(), Layer: &layer,
+		Size: n.Size(), MTime: modTime(sec, nsec), Target: n.Target(), Inode: n.StIno(), Nlink: n.Nlink(), Layer: &layer,
 		Xattrs: xattrMap(n.Xattrs()), fileMode: n.FileMode()}
 	if t := n.Type(); t == overlay.TypeChar || t == overlay.TypeBlock {
 		ma, mi := n.Dev()

@@ -19,7 +19,8 @@ func mountCommand() *cli.Command {
 		Usage:     "mount an image's merged root filesystem read-only at DIR",
 		ArgsUsage: "REF DIR",
 		Description: "Pulls REF if it is not cached, then serves the merged layers (whiteouts applied) read-only\n" +
-			"at DIR, an existing empty directory. Returns once the mount answers, leaving a server in\n" +
+			"at DIR, an existing empty directory (with --lazy, while the layers download). Returns once\n" +
+			"the mount answers, leaving a server in\n" +
 			"the background; 'ocifs umount DIR' stops it. The mount is private to you unless\n" +
 			"--allow-other; inside it, the image's owners and modes are shown but not enforced.\n" +
 			"Once mounted, the background server logs warnings (failed reads) to a file in the cache, named\n" +
@@ -109,6 +110,14 @@ func runMount(c *cli.Context) error {
 }
 
 func pullForMount(c *cli.Context, g *globals, req *mountRequest) error {
+	if req.fills() { // the server pulls, serving the layers as they arrive
+		ref, err := cache.ParseRef(req.Ref, g.Insecure)
+		if err != nil {
+			return err
+		}
+		req.Ref = ref // oci: and docker-archive: paths made absolute
+		return nil
+	}
 	img, err := req.Lazy.fetchImage(c, g, req.Ref) // with --lazy, TOCs only; the server finds them in the cache
 	if err != nil {
 		return err
@@ -118,6 +127,12 @@ func pullForMount(c *cli.Context, g *globals, req *mountRequest) error {
 	// docker-archive: paths are absolute.
 	req.Ref = img.Ref
 	return checkLayerFlags(img, req)
+}
+
+// fills reports whether the mount is served while the image's layers
+// download: with --lazy, of the whole merged image.
+func (r *mountRequest) fills() bool {
+	return r.Lazy.Lazy && r.Layer < 0 && r.Layers == 0
 }
 
 // checkLayerFlags checks --layers and --layer against the image.

@@ -15,13 +15,21 @@ import (
 // zstd:chunked layers from the registry as files are read.
 func lazyFlags(background bool) []cli.Flag {
 	flags := []cli.Flag{
-		&cli.BoolFlag{Name: "lazy", Usage: "read eStargz and zstd:chunked layers from the registry as files are read, chunk by chunk, instead of downloading them first (other layers are downloaded as usual)"},
+		&cli.BoolFlag{Name: "lazy", Usage: lazyUsage(background)},
 		&cli.DurationFlag{Name: "lazy-timeout", Value: cache.DefaultLazyReadTimeout, Usage: "with --lazy: a read that waits this long for the registry fails with EIO (a later read tries again)"},
 	}
 	if background {
 		flags = append(flags, &cli.BoolFlag{Name: "background-fetch", Usage: "with --lazy: download the rest of the lazy layers in the background, yielding to reads; once done the image is in the cache like a pulled one"})
 	}
 	return flags
+}
+
+func lazyUsage(mount bool) string {
+	u := "read eStargz and zstd:chunked layers from the registry as files are read, chunk by chunk, instead of downloading them first"
+	if mount {
+		return u + "; an image without such layers is served while its layers download, top layer first"
+	}
+	return u + " (other layers are downloaded as usual)"
 }
 
 // lazyRequest is what the lazy flags ask for.

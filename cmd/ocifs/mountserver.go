@@ -241,14 +241,17 @@ func (s *switchWriter) set(w io.Writer) {
 	s.mu.Unlock()
 }
 
-// openedMount is a mounted image: the server and what it reads from.
+// openedMount is a mounted image: the server and what it reads from
+// (img, or while it fills, fill).
 type openedMount struct {
-	img *cache.Image
-	srv *fusefs.Server
+	img  *cache.Image
+	fill *fillImage
+	srv  *fusefs.Server
 }
 
 // openMount gets the image from the cache (pulling if needed), builds the
-// requested tree and mounts it.
+// requested tree and mounts it. A --lazy mount of the whole image is
+// served while its layers download (openFillingMount).
 func openMount(ctx context.Context, g *globals, req *mountRequest) (*openedMount, error) {
 	store, err := openStore(g)
 	if err != nil {
@@ -258,19 +261,24 @@ func openMount(ctx context.Context, g *globals, req *mountRequest) (*openedMount
 	if err != nil {
 		return nil, err
 	}
+	if req.fills() {
+		return openFillingMount(ctx, g, req, store, po)
+	}
 	img, err := req.Lazy.get(ctx, store, req.Ref, po)
 	if err != nil {
 		return nil, err
 	}
+	return mountImage(ctx, g, req, img)
+}
+
+// mountImage mounts the requested tree of img; it closes img on failure.
+func mountImage(ctx context.Context, g *globals, req *mountRequest, img *cache.Image) (*openedMount, error) {
 	tree, err := mountTree(ctx, img, req)
 	if err != nil {
 		img.Close()
 		return nil, err
 	}
-	srv, err := fusefs.Mount(req.Dir, tree, img, fusefs.Options{
-		AllowOther: req.AllowOther, Debug: g.Debug, Logger: g.Log, FsName: "ocifs:" + img.Ref,
-		Prefetch: req.Prefetch,
-	})
+	srv, err := fusefs.Mount(req.Dir, tree, img, mountOptions(g, req, img.Ref))
 	if err != nil {
 		img.Close()
 		return nil, mountFailure(req, err)
@@ -279,6 +287,13 @@ func openMount(ctx context.Context, g *globals, req *mountRequest) (*openedMount
 		go fetchInBackground(ctx, g.Log, img)
 	}
 	return &openedMount{img: img, srv: srv}, nil
+}
+
+func mountOptions(g *globals, req *mountRequest, ref string) fusefs.Options {
+	return fusefs.Options{
+		AllowOther: req.AllowOther, Debug: g.Debug, Logger: g.Log, FsName: "ocifs:" + ref,
+		Prefetch: req.Prefetch,
+	}
 }
 
 // mountTree returns the merged tree, the merge of the first --layers, or
@@ -327,5 +342,10 @@ func (m *openedMount) serveUntil(ctx context.Context, g *globals) error {
 
 func (m *openedMount) close() {
 	m.srv.Unmount()
-	m.img.Close()
+	if m.fill != nil {
+		m.fill.close()
+	}
+	if m.img != nil {
+		m.img.Close()
+	}
 }

@@ -99,7 +99,7 @@ func checkStat(p string, n *overlay.Node, st *unix.Stat_t) error {
 		{"gid", st.Gid, n.GID()},
 		{"size", st.Size, wantSize(n)},
 		{"mtime", [2]int64{st.Mtim.Sec, st.Mtim.Nsec}, [2]int64{sec, int64(nsec)}},
-		{"ino", st.Ino, n.Ino()},
+		{"ino", st.Ino, n.StIno()},
 		{"nlink", uint64(st.Nlink), uint64(n.Nlink())},
 	}
 	if t := n.Type(); t == overlay.TypeChar || t == overlay.TypeBlock {

@@ -1,0 +1,282 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/ocifs/ocifs/cache"
+	"github.com/ocifs/ocifs/fusefs"
+	"github.com/ocifs/ocifs/overlay"
+)
+
+// A --lazy mount of an image whose layers are not in the cache is served
+// while they download: the server pulls them top layer first in the
+// background, and each layer, once complete and verified, joins the
+// partial merge the mount answers from (overlay.Partial, fusefs
+// MountFilling). Once every layer is in, the mount serves the complete
+// tree as any mount does.
+
+// fillRetry is how long a failed background pull waits before trying
+// again; meanwhile the requests that wait for a layer fail with EIO.
+const fillRetry = 10 * time.Second
+
+// fillImage is an image filling in the background: the mount's
+// fusefs.Filler and its overlay.LayerReader.
+type fillImage struct {
+	store  *cache.Store
+	log    *slog.Logger
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{} // closed when run returns
+
+	resolved chan struct{} // closed by the first Resolved
+	once     sync.Once
+	manifest *v1.Manifest // set before resolved is closed
+	config   *v1.ConfigFile
+
+	// contents holds the layers opened as they became ready, by position
+	// (allocated before resolved is closed); img is the complete image,
+	// which reads go to once it is there.
+	contents []atomic.Pointer[cache.LayerContent]
+	img      atomic.Pointer[cache.Image]
+
+	mu      sync.Mutex // guards what follows
+	layers  []*overlay.Layer
+	low     int // layers[low:] are merged into state.Partial
+	state   fusefs.FillState
+	changed chan struct{}
+	closed  bool
+}
+
+func newFillImage(store *cache.Store, log *slog.Logger) *fillImage {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &fillImage{store: store, log: log, ctx: ctx, cancel: cancel, done: make(chan struct{}),
+		resolved: make(chan struct{}), changed: make(chan struct{})}
+}
+
+// pullOptions sets po up to report to f.
+func (f *fillImage) pullOptions(po cache.PullOptions) cache.PullOptions {
+	po.TopFirst = true
+	po.Resolved = f.onResolved
+	po.LayerReady = f.onLayerReady
+	return po
+}
+
+// onResolved records the first pull's manifest. A retry resolves the ref
+// again; if it then names other layers, the retry fails (see run).
+func (f *fillImage) onResolved(m *v1.Manifest, cf *v1.ConfigFile) {
+	f.once.Do(func() {
+		f.manifest, f.config = m, cf
+		f.mu.Lock()
+		f.layers = make([]*overlay.Layer, len(m.Layers))
+		f.low = len(m.Layers)
+		f.mu.Unlock()
+		f.contents = make([]atomic.Pointer[cache.LayerContent], len(m.Layers))
+		close(f.resolved)
+	})
+}
+
+// onLayerReady opens a complete layer and, when it extends the run of
+// known layers from the top, merges them again.
+func (f *fillImage) onLayerReady(i int) {
+	<-f.resolved
+	if i >= len(f.contents) || f.contents[i].Load() != nil {
+		return
+	}
+	idx, c, err := f.store.OpenLayer(f.ctx, f.manifest.Layers[i], f.config.RootFS.DiffIDs[i])
+	if err != nil {
+		f.log.Warn("opening a downloaded layer; its paths wait for the whole image", "layer", i, "err", err)
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed || !f.contents[i].CompareAndSwap(nil, c) {
+		c.Close()
+		return
+	}
+	f.layers[i] = idx
+	low := f.low
+	for low > 0 && f.layers[low-1] != nil {
+		low--
+	}
+	f.log.Debug("layer downloaded", "layer", i, "known from", low)
+	if low == f.low || low == 0 { // at 0 the complete tree comes next
+		return
+	}
+	start := time.Now()
+	p, err := overlay.MergePartial(f.layers, low)
+	if err != nil {
+		f.log.Debug("merging the layers known so far; waiting for the rest", "err", err)
+		return
+	}
+	f.log.Debug("merged the layers known so far", "from", low, "took", time.Since(start))
+	f.low = low
+	f.publish(fusefs.FillState{Partial: p})
+}
+
+// publish makes st the current state; f.mu is held.
+func (f *fillImage) publish(st fusefs.FillState) {
+	f.state = st
+	close(f.changed)
+	f.changed = make(chan struct{})
+}
+
+// State implements fusefs.Filler.
+func (f *fillImage) State() (fusefs.FillState, <-chan struct{}) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.state.Tree != nil {
+		return f.state, nil
+	}
+	return f.state, f.changed
+}
+
+// ReadLayerAt implements overlay.LayerReader: from the complete image
+// once it is there, else from the layer opened when it became ready.
+func (f *fillImage) ReadLayerAt(i int, p []byte, off int64) (int, error) {
+	if img := f.img.Load(); img != nil {
+		return img.ReadLayerAt(i, p, off)
+	}
+	if i < 0 || i >= len(f.contents) {
+		return 0, fmt.Errorf("no layer %d", i)
+	}
+	c := f.contents[i].Load()
+	if c == nil {
+		return 0, fmt.Errorf("layer %d is not downloaded yet", i)
+	}
+	return c.ReadAt(p, off)
+}
+
+// run waits for the pull that first started (first), then serves the
+// complete image; a pull that fails for a reason a retry may cure (the
+// registry unreachable) is retried every fillRetry, the requests waiting
+// meanwhile failing with EIO. get pulls again.
+func (f *fillImage) run(first <-chan getResult, get func(context.Context) (*cache.Image, error)) {
+	defer close(f.done)
+	r := <-first
+	for {
+		if r.err == nil {
+			r.err = f.complete(r.img)
+			if r.err == nil {
+				return
+			}
+		}
+		if f.ctx.Err() != nil {
+			return
+		}
+		code, _ := classify(r.err)
+		f.fail(r.err)
+		if code != exitFailure {
+			f.log.Error("the image cannot be served whole; paths still undecided fail with EIO", "err", r.err)
+			return
+		}
+		f.log.Warn("downloading the image's layers; retrying", "in", fillRetry, "err", r.err)
+		select {
+		case <-f.ctx.Done():
+			return
+		case <-time.After(fillRetry):
+		}
+		f.retrying()
+		r.img, r.err = get(f.ctx)
+	}
+}
+
+// complete switches the mount to the complete image.
+func (f *fillImage) complete(img *cache.Image) error {
+	if !slices.EqualFunc(img.Manifest.Layers, f.manifest.Layers, func(a, b v1.Descriptor) bool { return a.Digest == b.Digest }) {
+		img.Close()
+		return fmt.Errorf("%w: the image changed in the registry while it was mounting; mount it again", cache.ErrInvalidImage)
+	}
+	tree, err := mergeImage(f.ctx, img, 0)
+	if err != nil {
+		img.Close()
+		return err
+	}
+	f.img.Store(img)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.publish(fusefs.FillState{Tree: tree})
+	f.log.Info("every layer is in; serving the complete tree", "ref", img.Ref)
+	return nil
+}
+
+// fail publishes a failed pull: waiting requests answer EIO.
+func (f *fillImage) fail(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.publish(fusefs.FillState{Partial: f.state.Partial, Err: err})
+}
+
+// retrying publishes that the pull runs again: requests wait again.
+func (f *fillImage) retrying() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.publish(fusefs.FillState{Partial: f.state.Partial})
+}
+
+// close stops the pull and closes what was opened.
+func (f *fillImage) close() {
+	f.cancel()
+	<-f.done
+	f.mu.Lock()
+	f.closed = true
+	f.mu.Unlock()
+	for i := range f.contents {
+		if c := f.contents[i].Load(); c != nil {
+			c.Close()
+		}
+	}
+	if img := f.img.Load(); img != nil {
+		img.Close()
+	}
+}
+
+type getResult struct {
+	img *cache.Image
+	err error
+}
+
+// openFillingMount mounts a --lazy image: at once if the cache has it
+// whole or its layers are all read lazily (the pull then returns before
+// any layer is fetched whole), else while its layers download.
+func openFillingMount(ctx context.Context, g *globals, req *mountRequest, store *cache.Store, po cache.PullOptions) (*openedMount, error) {
+	f := newFillImage(store, g.Log)
+	get := func(ctx context.Context) (*cache.Image, error) {
+		return req.Lazy.get(ctx, store, req.Ref, f.pullOptions(po))
+	}
+	first := make(chan getResult, 1)
+	go func() {
+		img, err := get(f.ctx)
+		first <- getResult{img, err}
+	}()
+	var r getResult
+	select {
+	case <-ctx.Done():
+		close(f.done)
+		f.close()
+		return nil, ctx.Err()
+	case r = <-first:
+	case <-f.resolved:
+		srv, err := fusefs.MountFilling(req.Dir, f, f, mountOptions(g, req, req.Ref))
+		if err != nil {
+			go f.run(first, get)
+			f.close()
+			return nil, mountFailure(req, err)
+		}
+		go f.run(first, get)
+		return &openedMount{srv: srv, fill: f}, nil
+	}
+	close(f.done)
+	f.close()
+	if r.err != nil {
+		return nil, r.err
+	}
+	return mountImage(ctx, g, req, r.img)
+}
