@@ -168,9 +168,11 @@
 //     gets the true count once the tree is complete; the root's other
 //     attributes are overlay.UnknownRoot's until a known layer has the
 //     root's entry (Partial.Root);
-//   - OPENDIR, READDIR, READDIRPLUS and xattrs of the root and of
-//     directories wait for the complete tree, and so does STATFS: a
-//     listing depends on every layer;
+//   - LISTXATTR and GETXATTR of a directory looked up so answer at once
+//     (its xattrs are final), and of the root once a known layer has the
+//     root's entry;
+//   - OPENDIR, READDIR and READDIRPLUS wait for the complete tree, and
+//     so does STATFS: a listing depends on every layer;
 //   - entries and a file's attributes are cached forever, as with Mount;
 //   - node ids are handed out from 2^48 up, one per path, so the paths of
 //     a hardlink get one each (with one st_ino);

@@ -150,7 +150,7 @@ func (f *fillFS) publish(v *fillView) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	old := f.view.Load()
-	if v.partial == nil {
+	if v.partial == nil && v.final == nil {
 		v.partial = old.partial
 	}
 	if v.final != nil {

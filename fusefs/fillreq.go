@@ -131,7 +131,7 @@ func (f *fillFS) Read(cancel <-chan struct{}, in *fuse.ReadIn, buf []byte) (fuse
 }
 
 func (f *fillFS) ListXAttr(cancel <-chan struct{}, h *fuse.InHeader, dest []byte) (uint32, fuse.Status) {
-	fin, n, st := f.file(cancel, h)
+	fin, n, st := f.xattrNode(cancel, h)
 	if fin != nil && st == fuse.OK {
 		return fin.ListXAttr(cancel, h, dest)
 	}
@@ -142,7 +142,7 @@ func (f *fillFS) ListXAttr(cancel <-chan struct{}, h *fuse.InHeader, dest []byte
 }
 
 func (f *fillFS) GetXAttr(cancel <-chan struct{}, h *fuse.InHeader, name string, dest []byte) (uint32, fuse.Status) {
-	fin, n, st := f.file(cancel, h)
+	fin, n, st := f.xattrNode(cancel, h)
 	if fin != nil && st == fuse.OK {
 		return fin.GetXAttr(cancel, h, name, dest)
 	}
@@ -201,6 +201,33 @@ func (f *fillFS) file(cancel <-chan struct{}, h *fuse.InHeader) (*rawFS, *overla
 			return nil, k.node, fuse.OK
 		}
 		if st := f.wait(cancel, v, "path", "/"+k.path); st != fuse.OK {
+			return nil, nil, st
+		}
+	}
+}
+
+// xattrNode is file for xattr requests, which a decided directory
+// answers at once too (its xattrs are final), and the root once a known
+// layer has its entry.
+func (f *fillFS) xattrNode(cancel <-chan struct{}, h *fuse.InHeader) (*rawFS, *overlay.Node, fuse.Status) {
+	for {
+		v := f.view.Load()
+		if v.final != nil {
+			return v.final.fs, nil, v.final.translate(h)
+		}
+		k, ok := f.known(h.NodeId)
+		if !ok {
+			return nil, nil, fuse.Status(syscall.ESTALE)
+		}
+		if k.node != nil {
+			return nil, k.node, fuse.OK
+		}
+		if v.partial != nil {
+			if r, ok := v.partial.Root(); ok {
+				return nil, r, fuse.OK
+			}
+		}
+		if st := f.wait(cancel, v, "path", "/"); st != fuse.OK {
 			return nil, nil, st
 		}
 	}

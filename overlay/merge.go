@@ -298,6 +298,7 @@ func (m *merger) resolveLink(target string) *inode {
 	if n := m.lookup(target); n != nil {
 		return n
 	}
+	m.pin.taint(true) // the complete merge may find it where this one cannot
 	for p := target; ; {
 		if n, ok := m.hidden[p]; ok {
 			m.pin.taint(true) // where the hidden node stood is not tracked
@@ -339,7 +340,7 @@ func (m *merger) resolve(layer int, p string, followLast, create bool) (*inode, 
 			return nil, errNotDir
 		}
 		next := cur.kids[c]
-		m.pin.walk(cur, c)
+		m.pin.walk(cur, c, next != nil)
 		switch {
 		case next == nil && !create:
 			return nil, nil

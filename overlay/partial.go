@@ -18,15 +18,17 @@ import (
 // MergePartial runs Merge's rules over the known layers alone, on an empty
 // root, and tracks for every name in a directory whether the unknown
 // layers could change it. An operation (an entry added, a whiteout or
-// opaque marker applied) is unsure when resolving its path reaches a name
-// that is missing, or unsure: the unknown layers may have a symlink
+// opaque marker applied) is unsure when resolving its path (or a
+// hardlink's target) reaches a name that is missing, or unsure: the unknown layers may have a symlink
 // there, so the complete merge may put the entry elsewhere. There it
 // replaces or hides a name equal to its own last one, in whichever
 // directory: so an unsure operation makes that name unsure in every
 // directory (and a hardlink also its target's last name, whose link count
 // it changes). An unsure opaque marker empties some unknown directory, and
 // an unsure operation that fails here may do anything there: those make
-// every name unsure. Names set by later sure operations are sure again.
+// every name unsure, and so does a hardlink whose target this merge does
+// not find (the complete merge may, among what a whiteout removed). Names
+// set by later sure operations are sure again.
 // A sure operation does in the complete merge exactly what it does here,
 // because everything its path reaches is the same there. A directory made
 // because an entry needed it is unsure (the unknown layers may have a
@@ -111,9 +113,12 @@ func (p *pinning) taint(wide bool) {
 	}
 }
 
-// walk notes that the current operation resolves name in dir.
-func (p *pinning) walk(dir *inode, name string) {
-	if p != nil && !p.sure(dir, name) {
+// walk notes that the current operation resolves name in dir; exists
+// says whether dir has it here. A missing name is unsure even where a
+// sure whiteout removed it: an unsure operation may make it again in the
+// complete merge.
+func (p *pinning) walk(dir *inode, name string, exists bool) {
+	if p != nil && (!exists || !p.sure(dir, name)) {
 		p.unsure = true
 	}
 }

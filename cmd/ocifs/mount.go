@@ -110,7 +110,8 @@ func runMount(c *cli.Context) error {
 }
 
 func pullForMount(c *cli.Context, g *globals, req *mountRequest) error {
-	if req.fills() { // the server pulls, serving the layers as they arrive
+	img, err := req.Lazy.fetchImage(c, g, req.Ref, req.fills()) // with --lazy, TOCs only; the server finds them in the cache
+	if errors.Is(err, errServeWhilePulling) {
 		ref, err := cache.ParseRef(req.Ref, g.Insecure)
 		if err != nil {
 			return err
@@ -118,7 +119,6 @@ func pullForMount(c *cli.Context, g *globals, req *mountRequest) error {
 		req.Ref = ref // oci: and docker-archive: paths made absolute
 		return nil
 	}
-	img, err := req.Lazy.fetchImage(c, g, req.Ref) // with --lazy, TOCs only; the server finds them in the cache
 	if err != nil {
 		return err
 	}

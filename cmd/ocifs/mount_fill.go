@@ -52,13 +52,17 @@ type fillImage struct {
 	low     int // layers[low:] are merged into state.Partial
 	state   fusefs.FillState
 	changed chan struct{}
+	failed  bool // state.Err is for good
 	closed  bool
+
+	kick   chan struct{} // a layer arrived: merge again
+	pulled chan struct{} // closed when the pull has ended: merging stops
 }
 
 func newFillImage(store *cache.Store, log *slog.Logger) *fillImage {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &fillImage{store: store, log: log, ctx: ctx, cancel: cancel, done: make(chan struct{}),
-		resolved: make(chan struct{}), changed: make(chan struct{})}
+		resolved: make(chan struct{}), changed: make(chan struct{}), kick: make(chan struct{}, 1), pulled: make(chan struct{})}
 }
 
 // pullOptions sets po up to report to f.
@@ -97,28 +101,56 @@ func (f *fillImage) onLayerReady(i int) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.closed || !f.contents[i].CompareAndSwap(nil, c) {
+	if f.closed || f.layers == nil || !f.contents[i].CompareAndSwap(nil, c) {
 		c.Close()
 		return
 	}
 	f.layers[i] = idx
-	low := f.low
-	for low > 0 && f.layers[low-1] != nil {
-		low--
+	f.log.Debug("layer downloaded", "layer", i)
+	select { // the merger goroutine merges once for arrivals meanwhile
+	case f.kick <- struct{}{}:
+	default:
 	}
-	f.log.Debug("layer downloaded", "layer", i, "known from", low)
-	if low == f.low || low == 0 { // at 0 the complete tree comes next
-		return
+}
+
+// merge merges the run of known layers from the top again whenever it
+// grows, until the pull ends. It runs apart from the pull's jobs, which
+// wait for LayerReady.
+func (f *fillImage) merge() {
+	for {
+		select {
+		case <-f.kick:
+		case <-f.pulled:
+			return
+		}
+		f.mu.Lock()
+		if f.layers == nil { // complete
+			f.mu.Unlock()
+			return
+		}
+		cur, low := f.low, f.low
+		for low > 0 && f.layers[low-1] != nil {
+			low--
+		}
+		layers := slices.Clone(f.layers)
+		f.mu.Unlock()
+		if low == cur || low == 0 { // at 0 the complete tree comes next
+			continue
+		}
+		start := time.Now()
+		p, err := overlay.MergePartial(layers, low)
+		if err != nil {
+			f.log.Warn("merging the layers downloaded so far; their paths wait for the whole image", "from", low, "err", err)
+			continue
+		}
+		f.log.Debug("merged the layers downloaded so far", "from", low, "took", time.Since(start))
+		f.mu.Lock()
+		if f.state.Tree == nil && !f.closed {
+			f.low = low
+			f.publish(fusefs.FillState{Partial: p})
+		}
+		f.mu.Unlock()
 	}
-	start := time.Now()
-	p, err := overlay.MergePartial(f.layers, low)
-	if err != nil {
-		f.log.Debug("merging the layers known so far; waiting for the rest", "err", err)
-		return
-	}
-	f.log.Debug("merged the layers known so far", "from", low, "took", time.Since(start))
-	f.low = low
-	f.publish(fusefs.FillState{Partial: p})
 }
 
 // publish makes st the current state; f.mu is held.
@@ -132,7 +164,7 @@ func (f *fillImage) publish(st fusefs.FillState) {
 func (f *fillImage) State() (fusefs.FillState, <-chan struct{}) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.state.Tree != nil {
+	if f.state.Tree != nil || f.failed {
 		return f.state, nil
 	}
 	return f.state, f.changed
@@ -160,6 +192,8 @@ func (f *fillImage) ReadLayerAt(i int, p []byte, off int64) (int, error) {
 // meanwhile failing with EIO. get pulls again.
 func (f *fillImage) run(first <-chan getResult, get func(context.Context) (*cache.Image, error)) {
 	defer close(f.done)
+	defer close(f.pulled)
+	go f.merge()
 	r := <-first
 	for {
 		if r.err == nil {
@@ -172,8 +206,9 @@ func (f *fillImage) run(first <-chan getResult, get func(context.Context) (*cach
 			return
 		}
 		code, _ := classify(r.err)
-		f.fail(r.err)
-		if code != exitFailure {
+		permanent := code != exitFailure
+		f.fail(r.err, permanent)
+		if permanent {
 			f.log.Error("the image cannot be served whole; paths still undecided fail with EIO", "err", r.err)
 			return
 		}
@@ -202,15 +237,18 @@ func (f *fillImage) complete(img *cache.Image) error {
 	f.img.Store(img)
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.layers = nil // the partial merges' indexes: the tree has it all now
 	f.publish(fusefs.FillState{Tree: tree})
 	f.log.Info("every layer is in; serving the complete tree", "ref", img.Ref)
 	return nil
 }
 
-// fail publishes a failed pull: waiting requests answer EIO.
-func (f *fillImage) fail(err error) {
+// fail publishes a failed pull: waiting requests answer EIO, for good
+// if permanent.
+func (f *fillImage) fail(err error, permanent bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.failed = permanent
 	f.publish(fusefs.FillState{Partial: f.state.Partial, Err: err})
 }
 
@@ -259,24 +297,37 @@ func openFillingMount(ctx context.Context, g *globals, req *mountRequest, store 
 	var r getResult
 	select {
 	case <-ctx.Done():
-		close(f.done)
-		f.close()
+		f.cancel()
+		r = <-first
+		if r.img != nil {
+			r.img.Close()
+		}
+		f.closeAfterPull()
 		return nil, ctx.Err()
 	case r = <-first:
 	case <-f.resolved:
-		srv, err := fusefs.MountFilling(req.Dir, f, f, mountOptions(g, req, req.Ref))
-		if err != nil {
+		select {
+		case r = <-first: // done already (or failed: say so, rather than mount)
+		default:
+			srv, err := fusefs.MountFilling(req.Dir, f, f, mountOptions(g, req, req.Ref))
 			go f.run(first, get)
-			f.close()
-			return nil, mountFailure(req, err)
+			if err != nil {
+				f.close()
+				return nil, mountFailure(req, err)
+			}
+			return &openedMount{srv: srv, fill: f}, nil
 		}
-		go f.run(first, get)
-		return &openedMount{srv: srv, fill: f}, nil
 	}
-	close(f.done)
-	f.close()
+	f.closeAfterPull()
 	if r.err != nil {
 		return nil, r.err
 	}
 	return mountImage(ctx, g, req, r.img)
+}
+
+// closeAfterPull is close for a fill whose pull ended before run started.
+func (f *fillImage) closeAfterPull() {
+	close(f.done)
+	close(f.pulled)
+	f.close()
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/urfave/cli/v2"
 
 	"github.com/ocifs/ocifs/cache"
@@ -75,11 +76,30 @@ func (r lazyRequest) get(ctx context.Context, s *cache.Store, ref string, po cac
 	return s.Get(ctx, ref, po)
 }
 
+// errServeWhilePulling stops a mount command's pull where the mount
+// server takes over (mountRequest.fills).
+var errServeWhilePulling = errors.New("the mount server pulls the image")
+
 // fetchImage is the package's fetchImage for a command with the lazy
-// flags: get, with per-layer bars on a terminal.
-func (r lazyRequest) fetchImage(c *cli.Context, g *globals, ref string) (*cache.Image, error) {
+// flags: get, with per-layer bars on a terminal. For a mount that fills
+// (mountRequest.fills), an image the server would pull whole is left to
+// it: errServeWhilePulling once the manifest is known.
+func (r lazyRequest) fetchImage(c *cli.Context, g *globals, ref string, fills bool) (*cache.Image, error) {
 	return fetchImage(c, g, 0, func(s *cache.Store, po cache.PullOptions) (*cache.Image, error) {
-		return r.get(c.Context, s, ref, po)
+		if !fills {
+			return r.get(c.Context, s, ref, po)
+		}
+		ctx, cancel := context.WithCancelCause(c.Context)
+		defer cancel(nil)
+		po.Resolved = func(*v1.Manifest, *v1.ConfigFile) { cancel(errServeWhilePulling) }
+		img, err := r.get(ctx, s, ref, po)
+		if cause := context.Cause(ctx); errors.Is(cause, errServeWhilePulling) {
+			if img != nil {
+				img.Close()
+			}
+			return nil, cause
+		}
+		return img, err
 	})
 }
 
