@@ -72,7 +72,13 @@
 // Nlink is the number of paths; a directory's Nlink is 2 plus its
 // subdirectories. Each node records the layer and offset its content comes
 // from; Node.ReadAt reads it through a LayerReader, with sparse files'
-// holes as zeros.
+// holes as zeros. The number users see as st_ino is another one,
+// Node.StIno: numbered by layer entry, top layer first, so that the top
+// layers fix it for what they hold.
+//
+// MergePartial merges the top layers of an image alone and decides which
+// paths no content of the layers below could change (Partial): what a
+// mount serves while the lower layers still download.
 //
 // History replays the same rules to report what each layer did to one
 // path; Raw shows one layer alone, markers included; Tree.FS is an io/fs
