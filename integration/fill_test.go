@@ -163,8 +163,12 @@ func TestFillingRegistryGone(t *testing.T) {
 	if d := time.Since(start); d > 2*time.Minute {
 		t.Fatalf("the failing lookup took %v", d)
 	}
-	if !strings.Contains(stderr.String(), "retrying") {
-		t.Fatalf("the server did not say why:\n%s", stderr.String())
+	// The server logs why before it fails the request; its stderr
+	// reaches the buffer through a pipe, a moment later.
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(stderr.String(), "retrying"); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the server did not say why:\n%s", stderr.String())
+		}
 	}
 	if _, err := os.ReadFile(filepath.Join(dir, "app/run")); err != nil {
 		t.Fatalf("the top layer's file after the failure: %v", err)

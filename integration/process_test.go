@@ -123,6 +123,18 @@ func stuckThreads(pid int) []string {
 	return out
 }
 
+// threadStacks returns the state and kernel stack of every thread of pid.
+func threadStacks(pid int) []string {
+	var out []string
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*", pid))
+	for _, task := range tasks {
+		stat, _ := os.ReadFile(filepath.Join(task, "stat"))
+		stack, _ := os.ReadFile(filepath.Join(task, "stack"))
+		out = append(out, fmt.Sprintf("%s: %s: %s", filepath.Base(task), strings.TrimSpace(string(stat)), strings.Join(strings.Fields(string(stack)), " ")))
+	}
+	return out
+}
+
 // fusectlDir is where the fusectl file system lists FUSE connections.
 const fusectlDir = "/sys/fs/fuse/connections"
 
@@ -233,8 +245,11 @@ func (k *killable) reap(t *testing.T, mounts func() []string) {
 			stuck = append(stuck, fmt.Sprintf("and its child %s (pid %d) waits too", strings.Fields(cmd + " ?")[0], pid))
 		}
 	}
+	if len(stuck) == 0 { // stuck elsewhere: show every thread
+		stuck = threadStacks(k.pid())
+	}
 	report("SIGKILLed ocifs (pid %d) is still there after %v; %d threads wait for an answer from its own mount:\n%s",
-		k.pid(), reapTimeout, len(stuck), strings.Join(stuck, "\n"))
+		k.pid(), reapTimeout, len(stuckThreads(k.pid())), strings.Join(stuck, "\n"))
 	var mnts []string
 	if mounts != nil {
 		mnts = mounts()

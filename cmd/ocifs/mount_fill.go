@@ -46,6 +46,9 @@ type fillImage struct {
 	// which reads go to once it is there.
 	contents []atomic.Pointer[cache.LayerContent]
 	img      atomic.Pointer[cache.Image]
+	// reading is held shared by reads from contents, and exclusively to
+	// close them once img serves every read.
+	reading sync.RWMutex
 
 	mu      sync.Mutex // guards what follows
 	layers  []*overlay.Layer
@@ -176,6 +179,11 @@ func (f *fillImage) ReadLayerAt(i int, p []byte, off int64) (int, error) {
 	if img := f.img.Load(); img != nil {
 		return img.ReadLayerAt(i, p, off)
 	}
+	f.reading.RLock()
+	defer f.reading.RUnlock()
+	if img := f.img.Load(); img != nil { // complete meanwhile
+		return img.ReadLayerAt(i, p, off)
+	}
 	if i < 0 || i >= len(f.contents) {
 		return 0, fmt.Errorf("no layer %d", i)
 	}
@@ -207,12 +215,14 @@ func (f *fillImage) run(first <-chan getResult, get func(context.Context) (*cach
 		}
 		code, _ := classify(r.err)
 		permanent := code != exitFailure
-		f.fail(r.err, permanent)
+		// Log first: whoever gets EIO may look for why at once.
 		if permanent {
 			f.log.Error("the image cannot be served whole; paths still undecided fail with EIO", "err", r.err)
+			f.fail(r.err, true)
 			return
 		}
 		f.log.Warn("downloading the image's layers; retrying", "in", fillRetry, "err", r.err)
+		f.fail(r.err, false)
 		select {
 		case <-f.ctx.Done():
 			return
@@ -235,12 +245,25 @@ func (f *fillImage) complete(img *cache.Image) error {
 		return err
 	}
 	f.img.Store(img)
+	f.closeContents() // reads go to img from now on
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.layers = nil // the partial merges' indexes: the tree has it all now
 	f.publish(fusefs.FillState{Tree: tree})
 	f.log.Info("every layer is in; serving the complete tree", "ref", img.Ref)
 	return nil
+}
+
+// closeContents closes the layers opened while filling, once no read
+// uses them.
+func (f *fillImage) closeContents() {
+	f.reading.Lock()
+	defer f.reading.Unlock()
+	for i := range f.contents {
+		if c := f.contents[i].Swap(nil); c != nil {
+			c.Close()
+		}
+	}
 }
 
 // fail publishes a failed pull: waiting requests answer EIO, for good
@@ -266,11 +289,7 @@ func (f *fillImage) close() {
 	f.mu.Lock()
 	f.closed = true
 	f.mu.Unlock()
-	for i := range f.contents {
-		if c := f.contents[i].Load(); c != nil {
-			c.Close()
-		}
-	}
+	f.closeContents()
 	if img := f.img.Load(); img != nil {
 		img.Close()
 	}
