@@ -63,8 +63,8 @@ type fillNode struct {
 	node *overlay.Node
 }
 
-// fillView is one state as the handlers see it. Exactly one of next,
-// err and final is set.
+// fillView is one state as the handlers see it: final once the tree is
+// complete; else next is set unless err is for good.
 type fillView struct {
 	partial *overlay.Partial
 	next    chan struct{} // closed when a newer view replaces this one

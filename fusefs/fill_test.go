@@ -201,6 +201,39 @@ func TestFillDirectories(t *testing.T) {
 	}
 }
 
+// TestFillRootAttributes: the root shows overlay.UnknownRoot's
+// attributes until a known layer has the root's entry, then that entry's
+// (link count 1 until the tree is complete).
+func TestFillRootAttributes(t *testing.T) {
+	m := new(memImage).addLayer(dir("etc"), file("etc/base", "b")).
+		addLayer(dir(".", perm(0o700), owner(5, 6)), file("top", "t"))
+	tree := m.merge(t)
+	src := newStepFiller(FillState{})
+	_, mnt, _ := mountFilling(t, src, m, Options{})
+	var st unix.Stat_t
+	if err := unix.Stat(mnt, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode != unix.S_IFDIR|0o755 || st.Uid != 0 || st.Nlink != 1 {
+		t.Errorf("root before any layer: mode %o uid %d nlink %d, want 40755 0 1", st.Mode, st.Uid, st.Nlink)
+	}
+	src.set(partial(t, m, 1))
+	var want unix.Stat_t // what the root shows once the top layer is known
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(5 * time.Millisecond) {
+		if err := unix.Stat(mnt, &want); err != nil {
+			t.Fatal(err)
+		}
+		if want.Mode&0o777 == 0o700 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if want.Nlink != 1 {
+		t.Errorf("root with its layer known: nlink %d, want 1", want.Nlink)
+	}
+	want.Nlink = uint64(tree.Root().Nlink())
+	checkStat(t, "", tree.Root(), &want)
+}
+
 // TestFillThenComplete checks that a file looked up while filling and the
 // same file listed from the complete tree look the same: attributes, d_ino
 // and content, through a descriptor opened while filling too.

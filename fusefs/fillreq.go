@@ -57,9 +57,15 @@ func (f *fillFS) Lookup(cancel <-chan struct{}, h *fuse.InHeader, name string, o
 func (f *fillFS) entry(id uint64, n *overlay.Node, out *fuse.EntryOut) {
 	f.fillEntry(n, out)
 	out.NodeId = id
+	unfinishedDir(n, &out.Attr, &out.AttrValid)
+}
+
+// unfinishedDir marks a directory's attributes as not final while
+// filling: link count 1, expiring at once.
+func unfinishedDir(n *overlay.Node, a *fuse.Attr, valid *uint64) {
 	if n.Type() == overlay.TypeDir {
-		out.AttrValid = 0
-		out.Attr.Nlink = 1
+		*valid = 0
+		a.Nlink = 1
 	}
 }
 
@@ -82,23 +88,18 @@ func (f *fillFS) GetAttr(cancel <-chan struct{}, in *fuse.GetAttrIn, out *fuse.A
 	f.count(opGetAttr, fuse.OK)
 	n := k.node
 	if n == nil { // the root
-		n = overlay.UnknownRoot()
-		if v.partial != nil {
-			if r, ok := v.partial.Root(); ok {
-				n = r
-			}
+		var ok bool
+		if n, ok = v.root(); !ok {
+			n = overlay.UnknownRoot()
 		}
 	}
 	f.getAttr(n, out)
-	if n.Type() == overlay.TypeDir {
-		out.AttrValid = 0
-		out.Attr.Nlink = 1
-	}
+	unfinishedDir(n, &out.Attr, &out.AttrValid)
 	return fuse.OK
 }
 
 func (f *fillFS) Readlink(cancel <-chan struct{}, h *fuse.InHeader) ([]byte, fuse.Status) {
-	fin, n, st := f.file(cancel, h)
+	fin, n, st := f.node(cancel, false, h)
 	if fin != nil && st == fuse.OK {
 		return fin.Readlink(cancel, h)
 	}
@@ -109,7 +110,7 @@ func (f *fillFS) Readlink(cancel <-chan struct{}, h *fuse.InHeader) ([]byte, fus
 }
 
 func (f *fillFS) Open(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) fuse.Status {
-	fin, _, st := f.file(cancel, &in.InHeader)
+	fin, _, st := f.node(cancel, false, &in.InHeader)
 	if fin != nil && st == fuse.OK {
 		return fin.Open(cancel, in, out)
 	}
@@ -120,7 +121,7 @@ func (f *fillFS) Open(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut
 }
 
 func (f *fillFS) Read(cancel <-chan struct{}, in *fuse.ReadIn, buf []byte) (fuse.ReadResult, fuse.Status) {
-	fin, n, st := f.file(cancel, &in.InHeader)
+	fin, n, st := f.node(cancel, false, &in.InHeader)
 	if fin != nil && st == fuse.OK {
 		return fin.Read(cancel, in, buf)
 	}
@@ -131,7 +132,7 @@ func (f *fillFS) Read(cancel <-chan struct{}, in *fuse.ReadIn, buf []byte) (fuse
 }
 
 func (f *fillFS) ListXAttr(cancel <-chan struct{}, h *fuse.InHeader, dest []byte) (uint32, fuse.Status) {
-	fin, n, st := f.xattrNode(cancel, h)
+	fin, n, st := f.node(cancel, true, h)
 	if fin != nil && st == fuse.OK {
 		return fin.ListXAttr(cancel, h, dest)
 	}
@@ -142,7 +143,7 @@ func (f *fillFS) ListXAttr(cancel <-chan struct{}, h *fuse.InHeader, dest []byte
 }
 
 func (f *fillFS) GetXAttr(cancel <-chan struct{}, h *fuse.InHeader, name string, dest []byte) (uint32, fuse.Status) {
-	fin, n, st := f.xattrNode(cancel, h)
+	fin, n, st := f.node(cancel, true, h)
 	if fin != nil && st == fuse.OK {
 		return fin.GetXAttr(cancel, h, name, dest)
 	}
@@ -184,10 +185,12 @@ func (f *fillFS) StatFs(cancel <-chan struct{}, h *fuse.InHeader, out *fuse.Stat
 	return fin.StatFs(cancel, h, out)
 }
 
-// file resolves a request on a file: to the final file system once there
-// is one (h's node id then translated), else to its decided node. The
-// root and directories wait for the final tree.
-func (f *fillFS) file(cancel <-chan struct{}, h *fuse.InHeader) (*rawFS, *overlay.Node, fuse.Status) {
+// node resolves a request on a node: to the final file system once there
+// is one (h's node id then translated), else to its decided node. A
+// directory's node (and the root's, once a known layer has its entry)
+// is given only with dirs set, for requests it answers finally (xattrs);
+// else directories and the root wait for the final tree.
+func (f *fillFS) node(cancel <-chan struct{}, dirs bool, h *fuse.InHeader) (*rawFS, *overlay.Node, fuse.Status) {
 	for {
 		v := f.view.Load()
 		if v.final != nil {
@@ -197,37 +200,15 @@ func (f *fillFS) file(cancel <-chan struct{}, h *fuse.InHeader) (*rawFS, *overla
 		if !ok {
 			return nil, nil, fuse.Status(syscall.ESTALE)
 		}
-		if k.node != nil && k.node.Type() != overlay.TypeDir {
+		switch {
+		case k.node != nil && (dirs || k.node.Type() != overlay.TypeDir):
 			return nil, k.node, fuse.OK
-		}
-		if st := f.wait(cancel, v, "path", "/"+k.path); st != fuse.OK {
-			return nil, nil, st
-		}
-	}
-}
-
-// xattrNode is file for xattr requests, which a decided directory
-// answers at once too (its xattrs are final), and the root once a known
-// layer has its entry.
-func (f *fillFS) xattrNode(cancel <-chan struct{}, h *fuse.InHeader) (*rawFS, *overlay.Node, fuse.Status) {
-	for {
-		v := f.view.Load()
-		if v.final != nil {
-			return v.final.fs, nil, v.final.translate(h)
-		}
-		k, ok := f.known(h.NodeId)
-		if !ok {
-			return nil, nil, fuse.Status(syscall.ESTALE)
-		}
-		if k.node != nil {
-			return nil, k.node, fuse.OK
-		}
-		if v.partial != nil {
-			if r, ok := v.partial.Root(); ok {
+		case k.node == nil && dirs:
+			if r, ok := v.root(); ok {
 				return nil, r, fuse.OK
 			}
 		}
-		if st := f.wait(cancel, v, "path", "/"); st != fuse.OK {
+		if st := f.wait(cancel, v, "path", "/"+k.path); st != fuse.OK {
 			return nil, nil, st
 		}
 	}
@@ -260,6 +241,14 @@ func (f *fillFS) wait(cancel <-chan struct{}, v *fillView, what ...any) fuse.Sta
 	case <-cancel:
 		return fuse.EINTR
 	}
+}
+
+// root returns the root's node when the known layers decide it.
+func (v *fillView) root() (*overlay.Node, bool) {
+	if v.partial == nil {
+		return nil, false
+	}
+	return v.partial.Root()
 }
 
 func (v *fillView) get(p string) (*overlay.Node, bool) {

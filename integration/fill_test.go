@@ -151,7 +151,7 @@ func TestFillingRegistryGone(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
-	waitMountPoint(t, dir, &stderr)
+	waitMounted(t, dir, &stderr)
 	if b, err := os.ReadFile(filepath.Join(dir, "app/run")); err != nil || !strings.HasPrefix(string(b), "#!") {
 		t.Fatalf("reading a file of the downloaded top layer: %q, %v", b, err)
 	}
@@ -185,18 +185,4 @@ func TestFillingRegistryGone(t *testing.T) {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-}
-
-// waitMountPoint waits until dir is a mount point whose root answers
-// stat (a listing of a filling mount waits for every layer).
-func waitMountPoint(t *testing.T, dir string, stderr *lockedBuffer) {
-	t.Helper()
-	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if isMountPoint(dir) {
-			if _, err := os.Lstat(dir); err == nil {
-				return
-			}
-		}
-	}
-	t.Fatalf("%s was not mounted within a minute; ocifs said:\n%s", dir, stderr.String())
 }

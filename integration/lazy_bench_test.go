@@ -37,18 +37,12 @@ func lazyAcceptance(t *testing.T, format string) {
 	mustOcifs(t, cacheEnv(t), "convert", "--format", format, ref, reg.Repo("lazy-bench")+":conv")
 	p := faultproxy.Start(t, reg.Addr)
 	conv := p.Addr + "/" + reg.Prefix() + "/lazy-bench:conv"
-	const rate = 20_000_000
-	p.SetRate(rate)
-
-	start := time.Now()
-	mustOcifs(t, cacheEnv(t), "pull", conv)
-	full := time.Since(start)
-	image := blobBytesSent(p)
+	full, image := timedPull(t, p, conv)
 
 	before := blobBytesSent(p)
 	env := cacheEnv(t)
 	dir := mountDir(t)
-	start = time.Now()
+	start := time.Now()
 	mustOcifs(t, env, "mount", "--lazy", conv, dir)
 	mount := time.Since(start)
 	mounted := blobBytesSent(p) - before
@@ -61,7 +55,7 @@ func lazyAcceptance(t *testing.T, format string) {
 	fetched := blobBytesSent(p) - before - mounted
 	first := mount + read
 	t.Logf("lazy acceptance (%s): image %d MiB of blobs at %d MB/s: full pull %v; ocifs mount --lazy %v (%d KiB: TOCs); small-file read %v (%d KiB); mount+read %.2f%% of the pull time, %.3f%% of the image's bytes",
-		format, image>>20, rate/1_000_000, full.Round(time.Millisecond), mount.Round(time.Millisecond), mounted>>10, read.Round(time.Millisecond), fetched>>10,
+		format, image>>20, benchRate/1_000_000, full.Round(time.Millisecond), mount.Round(time.Millisecond), mounted>>10, read.Round(time.Millisecond), fetched>>10,
 		100*first.Seconds()/full.Seconds(), 100*float64(mounted+fetched)/float64(image))
 	if first > full/20 || mounted+fetched > image/50 {
 		t.Errorf("targets missed: first read after %v (limit %v), %d bytes fetched (limit %d)", first, full/20, mounted+fetched, image/50)
@@ -91,6 +85,19 @@ func lazyAcceptance(t *testing.T, format string) {
 	if fileSHA256(t, filepath.Join(out, "pulled.ext4")) != fileSHA256(t, filepath.Join(out, "lazy.ext4")) {
 		t.Error("build --lazy made a different ext4 image than build")
 	}
+}
+
+// benchRate is the link speed of the acceptance benchmarks, in bytes/s.
+const benchRate = 20_000_000
+
+// timedPull caps p at benchRate and times `ocifs pull` of ref through it
+// into an empty cache; it returns the time and the blob bytes p has sent.
+func timedPull(t *testing.T, p *faultproxy.Proxy, ref string) (time.Duration, int64) {
+	t.Helper()
+	p.SetRate(benchRate)
+	start := time.Now()
+	mustOcifs(t, cacheEnv(t), "pull", ref)
+	return time.Since(start), blobBytesSent(p)
 }
 
 // benchLayers makes 4 layers of 1 MiB files of random bytes, mb MiB in
@@ -151,22 +158,15 @@ func TestFillingAcceptance(t *testing.T) {
 	ti.Push(t, ti.Image(t, layers, ti.WithPlatform("linux/amd64")), reg.Repo("fill-bench")+":v1")
 	p := faultproxy.Start(t, reg.Addr)
 	ref := p.Addr + "/" + reg.Prefix() + "/fill-bench:v1"
-	const rate = 20_000_000
-	p.SetRate(rate)
+	full, image := timedPull(t, p, ref)
 
-	start := time.Now()
-	mustOcifs(t, cacheEnv(t), "pull", ref)
-	full := time.Since(start)
-	image := blobBytesSent(p)
-
-	before := blobBytesSent(p)
 	dir := mountDir(t)
-	start = time.Now()
+	start := time.Now()
 	mustOcifs(t, cacheEnv(t), "mount", "--lazy", ref, dir)
 	mount := time.Since(start)
 	b, err := os.ReadFile(filepath.Join(dir, "app/l3/config"))
 	top := time.Since(start)
-	topBytes := blobBytesSent(p) - before
+	topBytes := blobBytesSent(p) - image
 	if err != nil || string(b) != "layer 3\n" {
 		t.Fatalf("reading the top layer's file: %q, %v", b, err)
 	}
@@ -176,6 +176,6 @@ func TestFillingAcceptance(t *testing.T) {
 		t.Fatalf("reading the base layer's file: %q, %v", b, err)
 	}
 	t.Logf("filling acceptance: image %d MiB of blobs (gzip) at %d MB/s: full pull %v; ocifs mount --lazy %v; top layer's file read after %v (%.1f%% of the pull time, %d MiB of blobs sent by then); base layer's file after %v",
-		image>>20, rate/1_000_000, full.Round(time.Millisecond), mount.Round(time.Millisecond), top.Round(time.Millisecond),
+		image>>20, benchRate/1_000_000, full.Round(time.Millisecond), mount.Round(time.Millisecond), top.Round(time.Millisecond),
 		100*top.Seconds()/full.Seconds(), topBytes>>20, baseRead.Round(time.Millisecond))
 }

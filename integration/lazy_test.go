@@ -168,7 +168,7 @@ func TestLazyRegistryGoneMidRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
-	waitMounted(t, dir)
+	waitMounted(t, dir, &stderr)
 	if _, err := os.ReadFile(filepath.Join(dir, "data/small/f01")); err != nil {
 		t.Fatalf("reading with the registry up: %v", err)
 	}
@@ -210,17 +210,19 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// waitMounted waits until dir is a mount point that answers.
-func waitMounted(t *testing.T, dir string) {
+// waitMounted waits until dir is a mount point whose root answers stat
+// (not a listing: a filling mount lists only once every layer is in).
+// stderr is the server's, shown if it never does.
+func waitMounted(t *testing.T, dir string, stderr *lockedBuffer) {
 	t.Helper()
 	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		if isMountPoint(dir) {
-			if _, err := os.ReadDir(dir); err == nil {
+			if _, err := os.Lstat(dir); err == nil {
 				return
 			}
 		}
 	}
-	t.Fatalf("%s was not mounted within a minute", dir)
+	t.Fatalf("%s was not mounted within a minute; ocifs said:\n%s", dir, stderr.String())
 }
 
 // TestLazyBuild: ocifs build --lazy builds from a lazily read image (the

@@ -142,7 +142,7 @@ func (m *merger) apply(layer int, l *Layer, raw bool) error {
 		if kinds[i] != notMarker {
 			continue
 		}
-		m.pin.begin(false, addedNames(names[i], &l.Entries[i])...)
+		m.pin.beginAdd(names[i], &l.Entries[i])
 		err := m.add(layer, i, names[i], &l.Entries[i], raw)
 		if err = m.pin.end(err); err != nil {
 			return &EntryError{layer, l.Entries[i].Name, err}

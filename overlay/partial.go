@@ -87,6 +87,14 @@ func (p *pinning) begin(wide bool, names ...string) {
 	p.unsure, p.wide, p.opNames = false, wide, names
 }
 
+// beginAdd begins adding entry e at clean path p (addedNames), at no
+// cost in a full merge.
+func (p *pinning) beginAdd(path string, e *Entry) {
+	if p != nil {
+		p.begin(false, addedNames(path, e)...)
+	}
+}
+
 // end ends an operation. An unsure one makes the names it may have set
 // unsure, and its error is dropped: the complete merge may resolve its
 // path differently and not fail.

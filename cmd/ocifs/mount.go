@@ -20,8 +20,8 @@ func mountCommand() *cli.Command {
 		ArgsUsage: "REF DIR",
 		Description: "Pulls REF if it is not cached, then serves the merged layers (whiteouts applied) read-only\n" +
 			"at DIR, an existing empty directory (with --lazy, while the layers download). Returns once\n" +
-			"the mount answers, leaving a server in\n" +
-			"the background; 'ocifs umount DIR' stops it. The mount is private to you unless\n" +
+			"the mount answers, leaving a server in the background; 'ocifs umount DIR' stops it.\n" +
+			"The mount is private to you unless\n" +
 			"--allow-other; inside it, the image's owners and modes are shown but not enforced.\n" +
 			"Once mounted, the background server logs warnings (failed reads) to a file in the cache, named\n" +
 			"with --verbose: use --foreground --debug to watch every request.",

@@ -23,10 +23,6 @@ import (
 // MountFilling). Once every layer is in, the mount serves the complete
 // tree as any mount does.
 
-// fillRetry is how long a failed background pull waits before trying
-// again; meanwhile the requests that wait for a layer fail with EIO.
-const fillRetry = 10 * time.Second
-
 // fillImage is an image filling in the background: the mount's
 // fusefs.Filler and its overlay.LayerReader.
 type fillImage struct {
@@ -34,7 +30,7 @@ type fillImage struct {
 	log    *slog.Logger
 	ctx    context.Context
 	cancel context.CancelFunc
-	done   chan struct{} // closed when run returns
+	done   chan struct{} // closed when run returns: the pull has ended
 
 	resolved chan struct{} // closed by the first Resolved
 	once     sync.Once
@@ -58,14 +54,13 @@ type fillImage struct {
 	failed  bool // state.Err is for good
 	closed  bool
 
-	kick   chan struct{} // a layer arrived: merge again
-	pulled chan struct{} // closed when the pull has ended: merging stops
+	kick chan struct{} // a layer arrived: merge again
 }
 
 func newFillImage(store *cache.Store, log *slog.Logger) *fillImage {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &fillImage{store: store, log: log, ctx: ctx, cancel: cancel, done: make(chan struct{}),
-		resolved: make(chan struct{}), changed: make(chan struct{}), kick: make(chan struct{}, 1), pulled: make(chan struct{})}
+		resolved: make(chan struct{}), changed: make(chan struct{}), kick: make(chan struct{}, 1)}
 }
 
 // pullOptions sets po up to report to f.
@@ -123,7 +118,7 @@ func (f *fillImage) merge() {
 	for {
 		select {
 		case <-f.kick:
-		case <-f.pulled:
+		case <-f.done:
 			return
 		}
 		f.mu.Lock()
@@ -196,11 +191,10 @@ func (f *fillImage) ReadLayerAt(i int, p []byte, off int64) (int, error) {
 
 // run waits for the pull that first started (first), then serves the
 // complete image; a pull that fails for a reason a retry may cure (the
-// registry unreachable) is retried every fillRetry, the requests waiting
+// registry unreachable) is retried every backgroundRetry, the requests waiting
 // meanwhile failing with EIO. get pulls again.
 func (f *fillImage) run(first <-chan getResult, get func(context.Context) (*cache.Image, error)) {
 	defer close(f.done)
-	defer close(f.pulled)
 	go f.merge()
 	r := <-first
 	for {
@@ -221,12 +215,12 @@ func (f *fillImage) run(first <-chan getResult, get func(context.Context) (*cach
 			f.fail(r.err, true)
 			return
 		}
-		f.log.Warn("downloading the image's layers; retrying", "in", fillRetry, "err", r.err)
+		f.log.Warn("downloading the image's layers; retrying", "in", backgroundRetry, "err", r.err)
 		f.fail(r.err, false)
 		select {
 		case <-f.ctx.Done():
 			return
-		case <-time.After(fillRetry):
+		case <-time.After(backgroundRetry):
 		}
 		f.retrying()
 		r.img, r.err = get(f.ctx)
@@ -347,6 +341,5 @@ func openFillingMount(ctx context.Context, g *globals, req *mountRequest, store 
 // closeAfterPull is close for a fill whose pull ended before run started.
 func (f *fillImage) closeAfterPull() {
 	close(f.done)
-	close(f.pulled)
 	f.close()
 }

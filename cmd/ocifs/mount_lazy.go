@@ -103,10 +103,14 @@ func (r lazyRequest) fetchImage(c *cli.Context, g *globals, ref string, fills bo
 	})
 }
 
+// backgroundRetry is how long a download in the background of a mount
+// (fetchInBackground, a filling mount's pull) waits after a failure before
+// trying again.
+const backgroundRetry = 10 * time.Second
+
 // fetchInBackground runs img.FetchAll until it succeeds, ctx ends or the
 // image is closed; failures (the registry gone) are logged and retried.
 func fetchInBackground(ctx context.Context, log *slog.Logger, img *cache.Image) {
-	const retryAfter = 10 * time.Second
 	for {
 		err := img.FetchAll(ctx)
 		if err == nil {
@@ -117,11 +121,11 @@ func fetchInBackground(ctx context.Context, log *slog.Logger, img *cache.Image) 
 		if ctx.Err() != nil || errors.Is(err, context.Canceled) { // unmounted, or the image closed
 			return
 		}
-		log.Warn("fetching lazy layers in the background; retrying", "in", retryAfter, "err", err)
+		log.Warn("fetching lazy layers in the background; retrying", "in", backgroundRetry, "err", err)
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(retryAfter):
+		case <-time.After(backgroundRetry):
 		}
 	}
 }
