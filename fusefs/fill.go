@@ -105,7 +105,13 @@ func MountFilling(dir string, src Filler, content overlay.LayerReader, opts Opti
 		src: src,
 		ids: map[string]uint64{},
 	}
-	f.view.Store(&fillView{next: make(chan struct{})})
+	// Seed the view with what src knows now, so a request that comes
+	// as soon as the mount is served need not wait for follow to start.
+	first := &fillView{next: make(chan struct{})}
+	if st, _ := src.State(); st.Tree == nil && st.Err == nil {
+		first.partial = st.Partial
+	}
+	f.view.Store(first)
 	s.fill = f
 	err = s.serve(f, mountOptions(opts, f.rawFS, direct, logger), direct, opts.SelfAccess, func() {
 		go f.follow(s.srv, s.done, opts.Prefetch)
