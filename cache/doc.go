@@ -276,7 +276,10 @@
 // opens that layer's index and content on their own, as an Image would,
 // without waiting for the image to be recorded. PullOptions.TopFirst
 // starts the layer jobs from the top of the stack, whose layers decide
-// most paths. Nothing a reported layer uses can be pruned while the pull
+// most paths, and PullOptions.Yield slows the downloads a caller says
+// should leave the link to others (to 16 KiB a second, in reads of at
+// most that, so that their connections stay alive and their stall
+// watchdogs quiet). Nothing a reported layer uses can be pruned while the pull
 // runs (it holds the store lock shared until the image is recorded), and
 // what OpenLayer returned keeps its files open, so it stays readable
 // after a later Prune, as an Image does.

@@ -145,7 +145,7 @@ func (s *Store) openLazyLayers(ctx context.Context, r *resolved, li *lazyImage, 
 				s.log.Warn("cannot read the layer lazily; pulling it whole", "layer", desc.Digest, "err", err)
 			}
 		}
-		if _, err := s.ensureLayer(ctx, r, lp); err != nil {
+		if _, err := s.ensureLayer(ctx, r, lp, PullOptions{}); err != nil {
 			return fmt.Errorf("pulling layer %s: %w", desc.Digest, err)
 		}
 	}

@@ -53,6 +53,14 @@ type PullOptions struct {
 	// under the pull's shared store lock: one that waits for a Prune
 	// deadlocks.
 	LayerReady func(i int)
+	// Yield, if set, is asked before each read of a layer's blob from
+	// the network, with the layer's highest manifest position. While it
+	// returns true, that download slows to a trickle (16 KiB a second,
+	// enough to keep its connection alive) and leaves the link to the
+	// others: a caller that serves layers as they arrive uses it to
+	// fetch first the layer that waiting requests need. It is called
+	// from several goroutines at once and must be quick.
+	Yield func(i int) bool
 }
 
 func (po PullOptions) platform() (v1.Platform, bool) {
@@ -209,7 +217,7 @@ func (s *Store) fetchImage(ctx context.Context, r *resolved, sm *storedManifest,
 	}
 	for _, lp := range layers {
 		g.Go(func() error {
-			out, err := s.ensureLayer(gctx, r, lp)
+			out, err := s.ensureLayer(gctx, r, lp, po)
 			if err != nil {
 				return err
 			}
@@ -276,7 +284,7 @@ func uniqueLayers(r *resolved, fn func(Progress)) []*layerProgress {
 
 // ensureLayer makes one layer complete under its blob lock. It returns nil
 // when the layer already was.
-func (s *Store) ensureLayer(ctx context.Context, r *resolved, lp *layerProgress) (*layerOutcome, error) {
+func (s *Store) ensureLayer(ctx context.Context, r *resolved, lp *layerProgress, po PullOptions) (*layerOutcome, error) {
 	i := lp.positions[0]
 	desc, diffID := r.manifest.Layers[i], r.config.RootFS.DiffIDs[i]
 	l, err := lockFile(ctx, s.layerLockPath(desc.Digest), lockExclusive)
@@ -299,7 +307,12 @@ func (s *Store) ensureLayer(ctx context.Context, r *resolved, lp *layerProgress)
 		digest: desc.Digest, diffID: diffID, size: desc.Size, writeBlob: true,
 		progress: lp.add(StateFetching),
 		open: func(ctx context.Context) (io.ReadCloser, error) {
-			return r.src.blob(ctx, desc)
+			rc, err := r.src.blob(ctx, desc)
+			if err != nil || po.Yield == nil {
+				return rc, err
+			}
+			top := lp.top()
+			return &yieldReader{ctx: ctx, rc: rc, yield: func() bool { return po.Yield(top) }}, nil
 		},
 	})
 	if err != nil {

@@ -179,7 +179,9 @@
 //   - a waiting request answers EINTR when its caller is killed (FUSE
 //     INTERRUPT), and EIO while the fill has failed; decided files keep
 //     working then. A failure may be followed by newer states (the
-//     Filler retries), and requests then wait again.
+//     Filler retries), and requests then wait again;
+//   - Server.Waiting counts the requests waiting, so that the Filler can
+//     fetch first what they need.
 //
 // Once the tree is complete, every request goes to a file system built as
 // Mount builds it (Options.Prefetch starts then); a request naming a node

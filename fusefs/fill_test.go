@@ -52,10 +52,16 @@ func TestFillLookup(t *testing.T) {
 	topCh := async(lstatErr(p("top")))
 	waitLog(t, log, "path=/top", 1)
 	pending(t, topCh, "lstat top")
+	if n := srv.Waiting(); n != 1 {
+		t.Errorf("Waiting() = %d while lstat top waits, want 1", n)
+	}
 
 	src.set(partial(t, m, 2))
 	if err := await(t, topCh, "lstat top"); err != nil {
 		t.Fatalf("lstat top: %v", err)
+	}
+	if n := srv.Waiting(); n != 0 {
+		t.Errorf("Waiting() = %d once lstat top answered, want 0", n)
 	}
 	// Decided by the top layer: answered at once, never waiting.
 	waits := strings.Count(log.String(), "waiting for more layers")

@@ -234,6 +234,8 @@ func (f *fillFS) wait(cancel <-chan struct{}, v *fillView, what ...any) fuse.Sta
 	if v.err != nil {
 		return fuse.EIO
 	}
+	f.waiting.Add(1) // before the log line, which tests wait for
+	defer f.waiting.Add(-1)
 	f.log.Debug("waiting for more layers", what...)
 	select {
 	case <-v.next:

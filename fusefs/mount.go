@@ -221,6 +221,16 @@ func layerFDs(content overlay.LayerReader, tree *overlay.Tree) []int {
 // Dir returns the absolute mount point.
 func (s *Server) Dir() string { return s.dir }
 
+// Waiting returns how many requests wait for more layers of a filling
+// image now (MountFilling); always 0 for Mount. A Filler may fetch first
+// what they need while it is not 0.
+func (s *Server) Waiting() int {
+	if s.fill == nil {
+		return 0
+	}
+	return int(s.fill.waiting.Load())
+}
+
 // Stats returns the requests answered so far, by kind.
 func (s *Server) Stats() Stats {
 	if s.fill != nil {

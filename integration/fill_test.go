@@ -16,55 +16,79 @@ import (
 	"github.com/ocifs/ocifs/internal/testregistry"
 )
 
-// fillImage is an image of ordinary gzip layers in the real registry: a
-// big base layer and a small top one, as image builders write them (each
-// layer names the parents of its entries). ref goes through a fault
-// proxy.
+// fillImage is an image of ordinary gzip layers in the real registry,
+// whose layers name the parents of their entries, as image builders
+// write them. ref goes through a fault proxy.
 type fillImage struct {
-	ref      string
-	proxy    *faultproxy.Proxy
-	baseSize int64  // the base layer's blob size
-	baseBlob string // the base layer's digest
+	ref   string
+	proxy *faultproxy.Proxy
+	blobs []string // the layers' digests, base first
+	sizes []int64  // their blob sizes
 }
 
 const fillBaseMiB = 24
 
+// randomBytes returns n incompressible bytes (a blob holding them is as
+// big), the same for the same seed.
+func randomBytes(seed uint64, n int) []byte {
+	r := rand.New(rand.NewPCG(seed, 4))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
+}
+
+// newFillImage pushes a big base layer and a small top one.
 func newFillImage(t *testing.T, name string) *fillImage {
 	t.Helper()
-	r := rand.New(rand.NewPCG(3, 4))
-	big := make([]byte, fillBaseMiB<<20) // incompressible: the blob is as big
-	for i := range big {
-		big[i] = byte(r.Uint32())
-	}
 	base := ti.Layer(
 		ti.Dir("./"), ti.Dir("etc"), ti.Dir("usr"), ti.Dir("usr/bin"), ti.Dir("data"),
 		ti.File("etc/os-release", "ID=test\n"), ti.File("etc/old", "old\n"),
-		ti.File("usr/bin/sh", "#!sh\n", ti.Mode(0o755)), ti.File("data/big", string(big)),
+		ti.File("usr/bin/sh", "#!sh\n", ti.Mode(0o755)), ti.File("data/big", string(randomBytes(3, fillBaseMiB<<20))),
 	)
 	top := ti.Layer(
 		ti.Dir("etc"), ti.File("etc/app.conf", "port=80\n", ti.Owner(1000, 1000)), ti.Whiteout("etc/old"),
 		ti.Dir("app"), ti.File("app/run", "#!/bin/sh\necho run\n", ti.Mode(0o755)), ti.Hardlink("app/run2", "app/run"),
 		ti.Symlink("app/sh", "/usr/bin/sh"),
 	)
+	return pushFillImage(t, name, base, top)
+}
+
+// pushFillImage pushes an image of layers (tar streams, base first).
+func pushFillImage(t *testing.T, name string, layers ...[]byte) *fillImage {
+	t.Helper()
 	reg := testregistry.Start(t)
-	orig := reg.Repo(name) + ":v1"
-	img := ti.Image(t, [][]byte{base, top}, ti.WithPlatform("linux/amd64"))
-	ti.Push(t, img, orig)
+	img := ti.Image(t, layers, ti.WithPlatform("linux/amd64"))
+	ti.Push(t, img, reg.Repo(name)+":v1")
 	ls, err := img.Layers()
 	if err != nil {
 		t.Fatal(err)
 	}
-	baseSize, err := ls[0].Size()
-	if err != nil {
-		t.Fatal(err)
-	}
-	baseDigest, err := ls[0].Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
 	p := faultproxy.Start(t, reg.Addr)
-	return &fillImage{ref: p.Addr + "/" + reg.Prefix() + "/" + name + ":v1", proxy: p, baseSize: baseSize,
-		baseBlob: baseDigest.String()}
+	fi := &fillImage{ref: p.Addr + "/" + reg.Prefix() + "/" + name + ":v1", proxy: p}
+	for _, l := range ls {
+		d, err := l.Digest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		size, err := l.Size()
+		if err != nil {
+			t.Fatal(err)
+		}
+		fi.blobs, fi.sizes = append(fi.blobs, d.String()), append(fi.sizes, size)
+	}
+	return fi
+}
+
+// sent returns the bytes the proxy has sent of layer i's blob.
+func (fi *fillImage) sent(i int) (n int64) {
+	for _, r := range fi.proxy.Requests() {
+		if strings.HasSuffix(r.Path, "/blobs/"+fi.blobs[i]) {
+			n += r.Sent
+		}
+	}
+	return n
 }
 
 // TestFillingMount: `ocifs mount --lazy` of an image of gzip layers
@@ -99,8 +123,8 @@ func TestFillingMount(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("top layer's files answered after %v", time.Since(start))
-	if sent := blobBytesSent(fi.proxy) - before; sent >= fi.baseSize {
-		t.Fatalf("the top layer's files answered only after %d blob bytes were sent (the base layer has %d)", sent, fi.baseSize)
+	if sent := blobBytesSent(fi.proxy) - before; sent >= fi.sizes[0] {
+		t.Fatalf("the top layer's files answered only after %d blob bytes were sent (the base layer has %d)", sent, fi.sizes[0])
 	}
 	if st := conf.Sys().(*syscall.Stat_t); st.Uid != 1000 || st.Nlink != 1 {
 		t.Fatalf("etc/app.conf while filling: uid %d nlink %d", st.Uid, st.Nlink)
@@ -129,6 +153,38 @@ func TestFillingMount(t *testing.T) {
 	mustOcifs(t, env, "cache", "verify")
 }
 
+// TestFillingPriority: a request waiting for a middle layer gets the
+// link: the base layer's download yields to the middle one's until the
+// request is answered, then completes.
+func TestFillingPriority(t *testing.T) {
+	requireFUSEMount(t)
+	const mib = 48 // per big layer: 3 s each at the rate below
+	fi := pushFillImage(t, "fill-priority",
+		ti.Layer(ti.Dir("./"), ti.Dir("data"), ti.File("data/base", string(randomBytes(5, mib<<20)))),
+		ti.Layer(ti.Dir("mid"), ti.File("mid/conf", "mid\n"), ti.File("mid/blob", string(randomBytes(6, mib<<20)))),
+		ti.Layer(ti.Dir("app"), ti.File("app/run", "run\n")),
+	)
+	fi.proxy.SetRate(16 << 20)
+	start := time.Now()
+	dir := mountImageEnv(t, cacheEnv(t), fi.ref, "--lazy")
+	if b, err := os.ReadFile(filepath.Join(dir, "mid/conf")); err != nil || string(b) != "mid\n" {
+		t.Fatalf("reading a file of the middle layer while filling: %q, %v", b, err)
+	}
+	base, mid := fi.sent(0), fi.sent(1)
+	t.Logf("mid/conf answered after %v; the proxy had sent %d of %d bytes of the middle layer's blob by then, and %d of %d of the base layer's",
+		time.Since(start).Round(time.Millisecond), mid, fi.sizes[1], base, fi.sizes[0])
+	// Sharing the link, the base layer would have had as much as the
+	// middle one by then; yielding, it has what the sockets buffer (on
+	// loopback up to about 10 MiB).
+	if base >= fi.sizes[1]/2 {
+		t.Errorf("the base layer's download took %d bytes of the link while a request waited for the middle layer (%d bytes)", base, fi.sizes[1])
+	}
+	fi.proxy.SetRate(0)
+	if b, err := os.ReadFile(filepath.Join(dir, "data/base")); err != nil || len(b) != mib<<20 {
+		t.Fatalf("reading the base layer's file once the request is answered: %d bytes, %v", len(b), err)
+	}
+}
+
 // TestFillingRegistryGone: while a mount fills, the registry stops
 // answering. A request that waits for the missing layer fails with EIO in
 // bounded time and the server says why; what the downloaded layers decide
@@ -139,7 +195,7 @@ func TestFillingRegistryGone(t *testing.T) {
 	fi := newFillImage(t, "fill-gone")
 	// The base layer's blob is unavailable (the small top layer is in
 	// long before the pull's retries give up on it).
-	fi.proxy.Add(faultproxy.Rule{Path: "/blobs/" + fi.baseBlob, Fault: faultproxy.Status, Status: 503})
+	fi.proxy.Add(faultproxy.Rule{Path: "/blobs/" + fi.blobs[0], Fault: faultproxy.Status, Status: 503})
 	env := cacheEnv(t)
 	dir := mountDir(t)
 	ctx, cancel := context.WithCancel(context.Background())

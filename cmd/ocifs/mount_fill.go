@@ -20,7 +20,9 @@ import (
 // while they download: the server pulls them top layer first in the
 // background, and each layer, once complete and verified, joins the
 // partial merge the mount answers from (overlay.Partial, fusefs
-// MountFilling). Once every layer is in, the mount serves the complete
+// MountFilling). While requests wait for layers, the downloads of lower
+// layers yield the link to the layers above them, which those requests
+// need first. Once every layer is in, the mount serves the complete
 // tree as any mount does.
 
 // fillImage is an image filling in the background: the mount's
@@ -47,6 +49,7 @@ type fillImage struct {
 	reading sync.RWMutex
 
 	mu      sync.Mutex // guards what follows
+	arrived []bool     // by position: complete in the store
 	layers  []*overlay.Layer
 	low     int // layers[low:] are merged into state.Partial
 	state   fusefs.FillState
@@ -55,6 +58,9 @@ type fillImage struct {
 	closed  bool
 
 	kick chan struct{} // a layer arrived: merge again
+
+	srv     atomic.Pointer[fusefs.Server] // once mounted
+	waiting atomic.Bool                   // requests waited at the last yield; for the log
 }
 
 func newFillImage(store *cache.Store, log *slog.Logger) *fillImage {
@@ -68,6 +74,7 @@ func (f *fillImage) pullOptions(po cache.PullOptions) cache.PullOptions {
 	po.TopFirst = true
 	po.Resolved = f.onResolved
 	po.LayerReady = f.onLayerReady
+	po.Yield = f.yield
 	return po
 }
 
@@ -78,6 +85,7 @@ func (f *fillImage) onResolved(m *v1.Manifest, cf *v1.ConfigFile) {
 		f.manifest, f.config = m, cf
 		f.mu.Lock()
 		f.layers = make([]*overlay.Layer, len(m.Layers))
+		f.arrived = make([]bool, len(m.Layers))
 		f.low = len(m.Layers)
 		f.mu.Unlock()
 		f.contents = make([]atomic.Pointer[cache.LayerContent], len(m.Layers))
@@ -92,6 +100,9 @@ func (f *fillImage) onLayerReady(i int) {
 	if i >= len(f.contents) || f.contents[i].Load() != nil {
 		return
 	}
+	f.mu.Lock()
+	f.arrived[i] = true
+	f.mu.Unlock()
 	idx, c, err := f.store.OpenLayer(f.ctx, f.manifest.Layers[i], f.config.RootFS.DiffIDs[i])
 	if err != nil {
 		f.log.Warn("opening a downloaded layer; its paths wait for the whole image", "layer", i, "err", err)
@@ -109,6 +120,24 @@ func (f *fillImage) onLayerReady(i int) {
 	case f.kick <- struct{}{}:
 	default:
 	}
+}
+
+// yield tells the pull to slow the download of the layer at position i
+// while requests wait for more layers and a layer above it, which they
+// need first (the known layers are a run from the top), is missing.
+func (f *fillImage) yield(i int) bool {
+	srv := f.srv.Load()
+	waiting := srv != nil && srv.Waiting() > 0
+	if f.waiting.Swap(waiting) != waiting {
+		f.log.Debug("requests waiting for layers: lower layers yield the link to higher ones", "waiting", waiting)
+	}
+	if !waiting {
+		return false
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	// A retry whose manifest changed names other layers (run fails it).
+	return i < len(f.arrived) && slices.Contains(f.arrived[i+1:], false)
 }
 
 // merge merges the run of known layers from the top again whenever it
@@ -328,6 +357,7 @@ func openFillingMount(ctx context.Context, g *globals, req *mountRequest, store 
 				f.close()
 				return nil, mountFailure(req, err)
 			}
+			f.srv.Store(srv)
 			return &openedMount{srv: srv, fill: f}, nil
 		}
 	}
