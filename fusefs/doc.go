@@ -180,8 +180,8 @@
 //     INTERRUPT), and EIO while the fill has failed; decided files keep
 //     working then. A failure may be followed by newer states (the
 //     Filler retries), and requests then wait again;
-//   - Server.Waiting counts the requests waiting, so that the Filler can
-//     fetch first what they need.
+//   - Server.WaitingLookups counts the lookups waiting, so that the
+//     Filler can fetch first the layers they need next.
 //
 // Once the tree is complete, every request goes to a file system built as
 // Mount builds it (Options.Prefetch starts then); a request naming a node

@@ -50,8 +50,8 @@ type fillFS struct {
 
 	// view is the latest state; replaced only under mu.
 	view atomic.Pointer[fillView]
-	// waiting counts the requests waiting for more layers.
-	waiting atomic.Int64
+	// lookups counts the LOOKUPs waiting for more layers.
+	lookups atomic.Int64
 
 	mu sync.Mutex // guards ids, nodes, and replacing view
 	// ids maps a decided path to the node id it was given;

@@ -52,16 +52,16 @@ func TestFillLookup(t *testing.T) {
 	topCh := async(lstatErr(p("top")))
 	waitLog(t, log, "path=/top", 1)
 	pending(t, topCh, "lstat top")
-	if n := srv.Waiting(); n != 1 {
-		t.Errorf("Waiting() = %d while lstat top waits, want 1", n)
+	if n := srv.WaitingLookups(); n != 1 {
+		t.Errorf("WaitingLookups() = %d while lstat top waits, want 1", n)
 	}
 
 	src.set(partial(t, m, 2))
 	if err := await(t, topCh, "lstat top"); err != nil {
 		t.Fatalf("lstat top: %v", err)
 	}
-	if n := srv.Waiting(); n != 0 {
-		t.Errorf("Waiting() = %d once lstat top answered, want 0", n)
+	if n := srv.WaitingLookups(); n != 0 {
+		t.Errorf("WaitingLookups() = %d once lstat top answered, want 0", n)
 	}
 	// Decided by the top layer: answered at once, never waiting.
 	waits := strings.Count(log.String(), "waiting for more layers")
@@ -151,7 +151,7 @@ func TestFillDirectories(t *testing.T) {
 	m := fillImage()
 	tree := m.merge(t)
 	src := newStepFiller(partial(t, m, 2))
-	_, mnt, log := mountFilling(t, src, m, Options{})
+	srv, mnt, log := mountFilling(t, src, m, Options{})
 	p := func(s string) string { return filepath.Join(mnt, s) }
 
 	for _, c := range []struct{ path, node string }{{p("d"), "d"}, {mnt, ""}} {
@@ -176,6 +176,9 @@ func TestFillDirectories(t *testing.T) {
 	waitLog(t, log, "path=/", 1)
 	waitLog(t, log, "node=1", 1)                                   // statfs
 	waitLog(t, log, "node="+strconv.FormatUint(fillBase+1, 10), 1) // opendir d/sub (d is fillBase)
+	if n := srv.WaitingLookups(); n != 0 {
+		t.Errorf("WaitingLookups() = %d while only requests that need every layer wait, want 0", n)
+	}
 	src.set(partial(t, m, 1))
 	waitLog(t, log, "node=1", 2)
 	checks := []struct {

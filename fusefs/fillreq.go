@@ -44,7 +44,10 @@ func (f *fillFS) Lookup(cancel <-chan struct{}, h *fuse.InHeader, name string, o
 			}
 			continue // the tree arrived meanwhile: its ids are the tree's
 		}
-		if st := f.wait(cancel, v, "path", "/"+p); st != fuse.OK {
+		f.lookups.Add(1)
+		st := f.wait(cancel, v, "path", "/"+p)
+		f.lookups.Add(-1)
+		if st != fuse.OK {
 			return f.count(opLookup, st)
 		}
 	}
@@ -234,8 +237,6 @@ func (f *fillFS) wait(cancel <-chan struct{}, v *fillView, what ...any) fuse.Sta
 	if v.err != nil {
 		return fuse.EIO
 	}
-	f.waiting.Add(1) // before the log line, which tests wait for
-	defer f.waiting.Add(-1)
 	f.log.Debug("waiting for more layers", what...)
 	select {
 	case <-v.next:

@@ -221,14 +221,16 @@ func layerFDs(content overlay.LayerReader, tree *overlay.Tree) []int {
 // Dir returns the absolute mount point.
 func (s *Server) Dir() string { return s.dir }
 
-// Waiting returns how many requests wait for more layers of a filling
-// image now (MountFilling); always 0 for Mount. A Filler may fetch first
-// what they need while it is not 0.
-func (s *Server) Waiting() int {
+// WaitingLookups returns how many lookups wait for more layers of a
+// filling image now (MountFilling); always 0 for Mount. The next layers
+// from the top may answer them, so a Filler may fetch those first while
+// it is not 0. Requests that wait for the complete tree (listings,
+// statfs) are not counted: they need every layer alike.
+func (s *Server) WaitingLookups() int {
 	if s.fill == nil {
 		return 0
 	}
-	return int(s.fill.waiting.Load())
+	return int(s.fill.lookups.Load())
 }
 
 // Stats returns the requests answered so far, by kind.

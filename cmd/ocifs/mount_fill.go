@@ -20,9 +20,9 @@ import (
 // while they download: the server pulls them top layer first in the
 // background, and each layer, once complete and verified, joins the
 // partial merge the mount answers from (overlay.Partial, fusefs
-// MountFilling). While requests wait for layers, the downloads of lower
-// layers yield the link to the layers above them, which those requests
-// need first. Once every layer is in, the mount serves the complete
+// MountFilling). While lookups wait for layers, the downloads of lower
+// layers yield the link to the layers above them, which those lookups
+// need first (a listing needs every layer, so it changes nothing). Once every layer is in, the mount serves the complete
 // tree as any mount does.
 
 // fillImage is an image filling in the background: the mount's
@@ -60,7 +60,7 @@ type fillImage struct {
 	kick chan struct{} // a layer arrived: merge again
 
 	srv     atomic.Pointer[fusefs.Server] // once mounted
-	waiting atomic.Bool                   // requests waited at the last yield; for the log
+	waiting atomic.Bool                   // lookups waited at the last yield; for the log
 }
 
 func newFillImage(store *cache.Store, log *slog.Logger) *fillImage {
@@ -123,13 +123,13 @@ func (f *fillImage) onLayerReady(i int) {
 }
 
 // yield tells the pull to slow the download of the layer at position i
-// while requests wait for more layers and a layer above it, which they
+// while lookups wait for more layers and a layer above it, which they
 // need first (the known layers are a run from the top), is missing.
 func (f *fillImage) yield(i int) bool {
 	srv := f.srv.Load()
-	waiting := srv != nil && srv.Waiting() > 0
+	waiting := srv != nil && srv.WaitingLookups() > 0
 	if f.waiting.Swap(waiting) != waiting {
-		f.log.Debug("requests waiting for layers: lower layers yield the link to higher ones", "waiting", waiting)
+		f.log.Debug("lookups waiting for layers: lower layers yield the link to higher ones", "waiting", waiting)
 	}
 	if !waiting {
 		return false
