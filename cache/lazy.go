@@ -8,8 +8,11 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sync/errgroup"
+
 	"github.com/ocifs/ocifs/overlay"
 )
 
@@ -38,7 +41,8 @@ type lazyImage struct {
 // their TOCs are read with Range requests (and kept), and file bytes are
 // fetched chunk by chunk when read, each chunk checked against the TOC,
 // whose digest the manifest pins. Other layers (gzip, zstd, eStargz
-// without a TOC annotation) are pulled whole first, as Pull does. An
+// without a TOC annotation) are pulled whole first, as Pull does; the
+// layers are opened PullOptions.Jobs at a time either way. An
 // image complete in the store is returned as Get does; so are images
 // from oci: and docker-archive: references, which are local anyway. A
 // registry that ignores Range requests gets a single warning and the
@@ -115,41 +119,60 @@ func (s *Store) openLazyImage(ctx context.Context, r *resolved, want v1.Platform
 }
 
 // openLazyLayers makes each layer either complete (pulled whole, as Pull
-// does) or lazy.
+// does) or lazy, po.Jobs layers at a time (default 4): the TOC fetches
+// of a many-layer image overlap their round trips, and the whole pulls
+// share the link as Pull's do.
 func (s *Store) openLazyLayers(ctx context.Context, r *resolved, li *lazyImage, po PullOptions, lo LazyOptions) error {
 	reg, _ := r.src.(*registrySource)
-	var noRange bool
-	for _, lp := range uniqueLayers(r, po.Progress) {
-		i := lp.positions[0]
-		desc, diffID := r.manifest.Layers[i], r.config.RootFS.DiffIDs[i]
-		if s.layerComplete(desc.Digest, diffID) == nil {
-			lp.report(StateCached)
+	var noRange atomic.Bool
+	var warnNoRange sync.Once
+	layers := uniqueLayers(r, po.Progress)
+	opened := make([]*lazyLayer, len(layers)) // by unique layer, in manifest order
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(jobsOf(po))
+	for k, lp := range layers {
+		g.Go(func() error {
+			i := lp.positions[0]
+			desc, diffID := r.manifest.Layers[i], r.config.RootFS.DiffIDs[i]
+			if s.layerComplete(desc.Digest, diffID) == nil {
+				lp.report(StateCached)
+				return nil
+			}
+			if sp, ok := lazySpecOf(desc); ok && reg != nil && !noRange.Load() {
+				l, err := s.openLazyLayer(gctx, reg.ranges(desc), desc, diffID, sp, lo)
+				switch {
+				case err == nil:
+					opened[k] = l
+					lp.report(StateDone)
+					return nil
+				case errors.Is(err, errNoRange):
+					noRange.Store(true)
+					warnNoRange.Do(func() {
+						s.log.Warn("the registry does not serve Range requests; pulling the image whole", "layer", desc.Digest)
+					})
+				case errors.Is(err, context.Canceled), errors.Is(err, ErrUnauthorized), errors.Is(err, ErrNotFound), errors.Is(err, ErrLimit):
+					return err
+				default:
+					s.log.Warn("cannot read the layer lazily; pulling it whole", "layer", desc.Digest, "err", err)
+				}
+			}
+			if _, err := s.ensureLayer(gctx, r, lp, PullOptions{}); err != nil {
+				return fmt.Errorf("pulling layer %s: %w", desc.Digest, err)
+			}
+			return nil
+		})
+	}
+	err := g.Wait()
+	for k, l := range opened { // also on error: li.close closes them
+		if l == nil {
 			continue
 		}
-		if sp, ok := lazySpecOf(desc); ok && reg != nil && !noRange {
-			l, err := s.openLazyLayer(ctx, reg.ranges(desc), desc, diffID, sp, lo)
-			switch {
-			case err == nil:
-				for _, p := range lp.positions {
-					li.byPos[p] = l
-				}
-				li.unique = append(li.unique, l)
-				lp.report(StateDone)
-				continue
-			case errors.Is(err, errNoRange):
-				noRange = true
-				s.log.Warn("the registry does not serve Range requests; pulling the image whole", "layer", desc.Digest)
-			case errors.Is(err, context.Canceled), errors.Is(err, ErrUnauthorized), errors.Is(err, ErrNotFound), errors.Is(err, ErrLimit):
-				return err
-			default:
-				s.log.Warn("cannot read the layer lazily; pulling it whole", "layer", desc.Digest, "err", err)
-			}
+		for _, p := range layers[k].positions {
+			li.byPos[p] = l
 		}
-		if _, err := s.ensureLayer(ctx, r, lp, PullOptions{}); err != nil {
-			return fmt.Errorf("pulling layer %s: %w", desc.Digest, err)
-		}
+		li.unique = append(li.unique, l)
 	}
-	return nil
+	return err
 }
 
 // openPosition opens layer position i: lazily, or from the store.

@@ -15,6 +15,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -34,6 +35,9 @@ type lazyRegistry struct {
 	addr string
 	mode atomic.Int32 // one of the reg* values
 	hits atomic.Int64 // blob requests with a Range header
+	// onRange, if set, is called with each blob request with a Range
+	// header before it is answered.
+	onRange atomic.Pointer[func()]
 }
 
 const (
@@ -51,6 +55,9 @@ func startLazyRegistry(t *testing.T) *lazyRegistry {
 		isBlob := strings.Contains(r.URL.Path, "/blobs/sha256:") && r.Method == http.MethodGet
 		if isBlob && r.Header.Get("Range") != "" {
 			lr.hits.Add(1)
+			if fn := lr.onRange.Load(); fn != nil {
+				(*fn)()
+			}
 		}
 		switch m := lr.mode.Load(); {
 		case m == regDown && isBlob:
@@ -487,4 +494,41 @@ func TestLazyMembersDecodedOnce(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestLazyLayersOpenTogether: GetLazy fetches the TOCs of an image's
+// layers side by side, so that their round trips overlap: each Range
+// request is held until another one is in flight too (for at most 5 s,
+// which one at a time would wait out each time, and fail).
+func TestLazyLayersOpenTogether(t *testing.T) {
+	lr := startLazyRegistry(t)
+	_, conv, want := lazyFixture(t, lr)
+	var mu sync.Mutex // guards inFlight, most
+	var inFlight, most int
+	two := make(chan struct{})
+	var once sync.Once
+	hold := func() {
+		mu.Lock()
+		inFlight++
+		most = max(most, inFlight)
+		if inFlight >= 2 {
+			once.Do(func() { close(two) })
+		}
+		mu.Unlock()
+		select {
+		case <-two:
+		case <-time.After(5 * time.Second):
+		}
+		mu.Lock()
+		inFlight--
+		mu.Unlock()
+	}
+	lr.onRange.Store(&hold)
+	img := getLazy(t, openStore(t, ""), conv, LazyOptions{})
+	defer img.Close()
+	lr.onRange.Store(nil)
+	if most < 2 {
+		t.Errorf("at most %d Range request(s) in flight while the layers opened; want their TOC fetches side by side", most)
+	}
+	sameDump(t, "lazy image whose layers opened together", dumpImage(t, img), want)
 }

@@ -63,6 +63,14 @@ type PullOptions struct {
 	Yield func(i int) bool
 }
 
+// jobsOf is how many layers po fetches at a time.
+func jobsOf(po PullOptions) int {
+	if po.Jobs <= 0 {
+		return 4
+	}
+	return po.Jobs
+}
+
 func (po PullOptions) platform() (v1.Platform, bool) {
 	if po.Platform != nil {
 		return *po.Platform, true
@@ -202,12 +210,8 @@ func (s *Store) fetchImage(ctx context.Context, r *resolved, sm *storedManifest,
 	}
 	var stats PullStats
 	var mu sync.Mutex // guards stats
-	jobs := po.Jobs
-	if jobs <= 0 {
-		jobs = 4
-	}
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(jobs)
+	g.SetLimit(jobsOf(po))
 	layers := uniqueLayers(r, po.Progress)
 	for _, lp := range layers {
 		lp.report(StateWaiting)
