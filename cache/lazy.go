@@ -141,6 +141,11 @@ func (s *Store) openLazyLayers(ctx context.Context, r *resolved, li *lazyImage, 
 			if sp, ok := lazySpecOf(desc); ok && reg != nil && !noRange.Load() {
 				l, err := s.openLazyLayer(gctx, reg.ranges(desc), desc, diffID, sp, lo)
 				switch {
+				case gctx.Err() != nil: // another layer failed: its error is the one
+					if l != nil {
+						l.close()
+					}
+					return gctx.Err()
 				case err == nil:
 					opened[k] = l
 					lp.report(StateDone)

@@ -59,7 +59,9 @@ type PullOptions struct {
 	// enough to keep its connection alive) and leaves the link to the
 	// others: a caller that serves layers as they arrive uses it to
 	// fetch first the layer that waiting requests need. It is called
-	// from several goroutines at once and must be quick.
+	// from several goroutines at once and must be quick. Reads from
+	// local sources (oci:, docker-archive:) and GetLazy's whole pulls
+	// of an image that also has lazily read layers never yield.
 	Yield func(i int) bool
 }
 
@@ -312,11 +314,11 @@ func (s *Store) ensureLayer(ctx context.Context, r *resolved, lp *layerProgress,
 		progress: lp.add(StateFetching),
 		open: func(ctx context.Context) (io.ReadCloser, error) {
 			rc, err := r.src.blob(ctx, desc)
-			if err != nil || po.Yield == nil {
+			if _, remote := r.src.(*registrySource); err != nil || po.Yield == nil || !remote {
 				return rc, err
 			}
 			top := lp.top()
-			return &yieldReader{ctx: ctx, rc: rc, yield: func() bool { return po.Yield(top) }}, nil
+			return newYieldReader(ctx, rc, s.net.StallTimeout, func() bool { return po.Yield(top) }), nil
 		},
 	})
 	if err != nil {

@@ -7,10 +7,11 @@ import (
 )
 
 // A download told to yield (PullOptions.Yield) waits up to yieldInterval
-// between reads of at most yieldTrickle bytes, checking every yieldPoll
-// whether it may go on at full speed. The trickle keeps its connection
-// from looking idle to the stall watchdog and to servers and proxies
-// that cut silent connections; the rest of the link goes to the others.
+// (a third of the stall timeout if that is less) between reads of at most
+// yieldTrickle bytes, checking every yieldPoll whether it may go on at
+// full speed. The trickle keeps its connection from looking idle to the
+// stall watchdog and to servers and proxies that cut silent connections;
+// the rest of the link goes to the others.
 const (
 	yieldInterval = time.Second
 	yieldPoll     = 20 * time.Millisecond
@@ -19,16 +20,23 @@ const (
 
 // yieldReader slows rc to a trickle while yield returns true.
 type yieldReader struct {
-	ctx   context.Context
-	rc    io.ReadCloser
-	yield func() bool
+	ctx      context.Context
+	rc       io.ReadCloser
+	yield    func() bool
+	interval time.Duration // between trickling reads
+}
+
+// newYieldReader slows rc while yield says so, keeping the stall
+// watchdog of stall quiet.
+func newYieldReader(ctx context.Context, rc io.ReadCloser, stall time.Duration, yield func() bool) *yieldReader {
+	return &yieldReader{ctx: ctx, rc: rc, yield: yield, interval: min(yieldInterval, stall/3)}
 }
 
 func (y *yieldReader) Read(p []byte) (int, error) {
 	if y.yield() {
 		t := time.NewTimer(yieldPoll)
 		defer t.Stop()
-		for deadline := time.Now().Add(yieldInterval); ; {
+		for deadline := time.Now().Add(y.interval); ; {
 			select {
 			case <-y.ctx.Done():
 				return 0, y.ctx.Err()

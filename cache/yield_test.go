@@ -26,7 +26,7 @@ func TestYieldReader(t *testing.T) {
 	yield.Store(true)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	y := &yieldReader{ctx: ctx, rc: endless{}, yield: yield.Load}
+	y := newYieldReader(ctx, endless{}, time.Minute, yield.Load)
 	p := make([]byte, 1<<20)
 
 	start := time.Now()

@@ -116,13 +116,16 @@ func MountFilling(dir string, src Filler, content overlay.LayerReader, opts Opti
 	f.view.Store(first)
 	s.fill = f
 	err = s.serve(f, mountOptions(opts, f.rawFS, direct, logger), direct, opts.SelfAccess, func() {
-		go f.follow(s.srv, s.done, opts.Prefetch)
+		startFollow(func() { f.follow(s.srv, s.done, opts.Prefetch) })
 	})
 	if err != nil {
 		return nil, err
 	}
 	return s, nil
 }
+
+// startFollow starts MountFilling's follow goroutine; tests delay it.
+var startFollow = func(follow func()) { go follow() }
 
 // follow publishes src's states until the last one, or until stop.
 func (f *fillFS) follow(srv *fuse.Server, stop <-chan struct{}, prefetch bool) {

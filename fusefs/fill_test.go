@@ -462,6 +462,27 @@ func TestFillAllowOther(t *testing.T) {
 	}
 }
 
+// TestFillFirstState: the state the Filler has when the mount starts
+// answers the first requests, even before MountFilling follows it.
+func TestFillFirstState(t *testing.T) {
+	m := fillImage()
+	src := newStepFiller(partial(t, m, 2))
+	hold := make(chan struct{})
+	defer func(orig func(func())) { startFollow = orig }(startFollow)
+	startFollow = func(follow func()) { go func() { <-hold; follow() }() }
+	_, mnt, log := mountFilling(t, src, m, Options{})
+	t.Cleanup(func() { close(hold) }) // before the unmount
+	ch := async(lstatErr(filepath.Join(mnt, "d/f")))
+	select {
+	case err := <-ch:
+		if err != nil {
+			t.Fatalf("lstat d/f: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("lstat d/f, decided by the first state, waits for follow to start:\n%s", log.String())
+	}
+}
+
 // TestFillPrefetch checks that Options.Prefetch pushes once the tree is
 // complete.
 func TestFillPrefetch(t *testing.T) {

@@ -56,11 +56,12 @@ type fillImage struct {
 	changed chan struct{}
 	failed  bool // state.Err is for good
 	closed  bool
+	moved   bool // a retry resolved the ref to other layers
 
 	kick chan struct{} // a layer arrived: merge again
 
-	srv     atomic.Pointer[fusefs.Server] // once mounted
-	waiting atomic.Bool                   // lookups waited at the last yield; for the log
+	mounted atomic.Value // the mount's lookupCounter, once mounted
+	waiting atomic.Bool  // lookups waited at the last yield; for the log
 }
 
 func newFillImage(store *cache.Store, log *slog.Logger) *fillImage {
@@ -79,9 +80,12 @@ func (f *fillImage) pullOptions(po cache.PullOptions) cache.PullOptions {
 }
 
 // onResolved records the first pull's manifest. A retry resolves the ref
-// again; if it then names other layers, the retry fails (see run).
+// again; if it then names other layers, the retry fails once pulled (see
+// complete), and what it reports meanwhile is ignored.
 func (f *fillImage) onResolved(m *v1.Manifest, cf *v1.ConfigFile) {
+	first := false
 	f.once.Do(func() {
+		first = true
 		f.manifest, f.config = m, cf
 		f.mu.Lock()
 		f.layers = make([]*overlay.Layer, len(m.Layers))
@@ -91,6 +95,16 @@ func (f *fillImage) onResolved(m *v1.Manifest, cf *v1.ConfigFile) {
 		f.contents = make([]atomic.Pointer[cache.LayerContent], len(m.Layers))
 		close(f.resolved)
 	})
+	if !first && !sameLayers(m, f.manifest) {
+		f.mu.Lock()
+		f.moved = true
+		f.mu.Unlock()
+	}
+}
+
+// sameLayers reports whether a and b list the same layer blobs.
+func sameLayers(a, b *v1.Manifest) bool {
+	return slices.EqualFunc(a.Layers, b.Layers, func(a, b v1.Descriptor) bool { return a.Digest == b.Digest })
 }
 
 // onLayerReady opens a complete layer and, when it extends the run of
@@ -101,8 +115,14 @@ func (f *fillImage) onLayerReady(i int) {
 		return
 	}
 	f.mu.Lock()
-	f.arrived[i] = true
+	moved := f.moved
+	if !moved {
+		f.arrived[i] = true
+	}
 	f.mu.Unlock()
+	if moved { // position i of another image
+		return
+	}
 	idx, c, err := f.store.OpenLayer(f.ctx, f.manifest.Layers[i], f.config.RootFS.DiffIDs[i])
 	if err != nil {
 		f.log.Warn("opening a downloaded layer; its paths wait for the whole image", "layer", i, "err", err)
@@ -126,8 +146,8 @@ func (f *fillImage) onLayerReady(i int) {
 // while lookups wait for more layers and a layer above it, which they
 // need first (the known layers are a run from the top), is missing.
 func (f *fillImage) yield(i int) bool {
-	srv := f.srv.Load()
-	waiting := srv != nil && srv.WaitingLookups() > 0
+	c, _ := f.mounted.Load().(lookupCounter)
+	waiting := c != nil && c.WaitingLookups() > 0
 	if f.waiting.Swap(waiting) != waiting {
 		f.log.Debug("lookups waiting for layers: lower layers yield the link to higher ones", "waiting", waiting)
 	}
@@ -136,9 +156,11 @@ func (f *fillImage) yield(i int) bool {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	// A retry whose manifest changed names other layers (run fails it).
-	return i < len(f.arrived) && slices.Contains(f.arrived[i+1:], false)
+	return !f.moved && i < len(f.arrived) && slices.Contains(f.arrived[i+1:], false)
 }
+
+// lookupCounter is what yield needs of the mount (a *fusefs.Server).
+type lookupCounter interface{ WaitingLookups() int }
 
 // merge merges the run of known layers from the top again whenever it
 // grows, until the pull ends. It runs apart from the pull's jobs, which
@@ -258,7 +280,7 @@ func (f *fillImage) run(first <-chan getResult, get func(context.Context) (*cach
 
 // complete switches the mount to the complete image.
 func (f *fillImage) complete(img *cache.Image) error {
-	if !slices.EqualFunc(img.Manifest.Layers, f.manifest.Layers, func(a, b v1.Descriptor) bool { return a.Digest == b.Digest }) {
+	if !sameLayers(img.Manifest, f.manifest) {
 		img.Close()
 		return fmt.Errorf("%w: the image changed in the registry while it was mounting; mount it again", cache.ErrInvalidImage)
 	}
@@ -357,7 +379,7 @@ func openFillingMount(ctx context.Context, g *globals, req *mountRequest, store 
 				f.close()
 				return nil, mountFailure(req, err)
 			}
-			f.srv.Store(srv)
+			f.mounted.Store(lookupCounter(srv))
 			return &openedMount{srv: srv, fill: f}, nil
 		}
 	}
