@@ -244,3 +244,59 @@ func TestFillingRegistryGone(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 	}
 }
+
+// TestFillingRegistrySilent: while a mount fills, the registry stops
+// sending mid-blob without closing the connection. A request that waits
+// for the missing layer fails with EIO after --lazy-timeout, long before
+// the pull's own retries of the stalled download would give up (30 s per
+// attempt); once the registry sends again, the waiting paths answer.
+func TestFillingRegistrySilent(t *testing.T) {
+	requireFUSEMount(t)
+	fi := newFillImage(t, "fill-silent")
+	fi.proxy.Add(faultproxy.Rule{Path: "/blobs/" + fi.blobs[0], Fault: faultproxy.Stall, After: 1 << 20})
+	env := cacheEnv(t)
+	dir := mountDir(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stderr lockedBuffer
+	cmd := ocifsCommand(ctx, t, env, "mount", "--foreground", "--lazy", "--lazy-timeout", "2s", fi.ref, dir)
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
+	waitMounted(t, dir, &stderr)
+	if b, err := os.ReadFile(filepath.Join(dir, "app/run")); err != nil || !strings.HasPrefix(string(b), "#!") {
+		t.Fatalf("reading a file of the downloaded top layer: %q, %v", b, err)
+	}
+	start := time.Now()
+	_, err := os.Lstat(filepath.Join(dir, "usr/bin/sh"))
+	d := time.Since(start)
+	if !errors.Is(err, syscall.EIO) {
+		t.Fatalf("a path of the base layer with the registry silent: %v, want EIO", err)
+	}
+	t.Logf("the lookup failed after %v", d.Round(time.Millisecond))
+	if d > 15*time.Second {
+		t.Fatalf("the lookup failed only after %v; --lazy-timeout is 2s", d)
+	}
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(stderr.String(), "has sent nothing"); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the server did not say why:\n%s", stderr.String())
+		}
+	}
+	if _, err := os.ReadFile(filepath.Join(dir, "app/run")); err != nil {
+		t.Fatalf("the top layer's file while the registry is silent: %v", err)
+	}
+	fi.proxy.Reset() // the stalled response breaks off; the resumed one is served
+	deadline := time.Now().Add(time.Minute)
+	for {
+		b, err := os.ReadFile(filepath.Join(dir, "usr/bin/sh"))
+		if err == nil && string(b) == "#!sh\n" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the base layer's file once the registry sends again: %q, %v\n%s", b, err, stderr.String())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}

@@ -22,8 +22,10 @@ import (
 // partial merge the mount answers from (overlay.Partial, fusefs
 // MountFilling). While lookups wait for layers, the downloads of lower
 // layers yield the link to the layers above them, which those lookups
-// need first (a listing needs every layer, so it changes nothing). Once every layer is in, the mount serves the complete
-// tree as any mount does.
+// need first (a listing needs every layer, so it changes nothing). While
+// the registry sends nothing for the mount's --lazy-timeout, requests
+// that wait for layers fail with EIO, as lazy reads do. Once every layer
+// is in, the mount serves the complete tree as any mount does.
 
 // fillImage is an image filling in the background: the mount's
 // fusefs.Filler and its overlay.LayerReader.
@@ -57,11 +59,15 @@ type fillImage struct {
 	failed  bool // state.Err is for good
 	closed  bool
 	moved   bool // a retry resolved the ref to other layers
+	stalled bool // state.Err is the watchdog's: nothing arrived for timeout
 
 	kick chan struct{} // a layer arrived: merge again
 
 	mounted atomic.Value // the mount's lookupCounter, once mounted
 	waiting atomic.Bool  // lookups waited at the last yield; for the log
+
+	timeout  time.Duration // --lazy-timeout: see watch
+	lastByte atomic.Int64  // when the pull last reported progress (UnixNano)
 }
 
 func newFillImage(store *cache.Store, log *slog.Logger) *fillImage {
@@ -73,6 +79,13 @@ func newFillImage(store *cache.Store, log *slog.Logger) *fillImage {
 // pullOptions sets po up to report to f.
 func (f *fillImage) pullOptions(po cache.PullOptions) cache.PullOptions {
 	po.TopFirst = true
+	progress := po.Progress
+	po.Progress = func(p cache.Progress) {
+		f.lastByte.Store(time.Now().UnixNano())
+		if progress != nil {
+			progress(p)
+		}
+	}
 	po.Resolved = f.onResolved
 	po.LayerReady = f.onLayerReady
 	po.Yield = f.yield
@@ -247,6 +260,7 @@ func (f *fillImage) ReadLayerAt(i int, p []byte, off int64) (int, error) {
 func (f *fillImage) run(first <-chan getResult, get func(context.Context) (*cache.Image, error)) {
 	defer close(f.done)
 	go f.merge()
+	go f.watch()
 	r := <-first
 	for {
 		if r.err == nil {
@@ -316,15 +330,61 @@ func (f *fillImage) closeContents() {
 func (f *fillImage) fail(err error, permanent bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.failed = permanent
+	f.failed, f.stalled = permanent, false
 	f.publish(fusefs.FillState{Partial: f.state.Partial, Err: err})
 }
 
 // retrying publishes that the pull runs again: requests wait again.
 func (f *fillImage) retrying() {
+	f.lastByte.Store(time.Now().UnixNano())
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.publish(fusefs.FillState{Partial: f.state.Partial})
+}
+
+// watch bounds how long a request waits on a silent registry: while the
+// pull has reported no progress for f.timeout (its retries of a stalled
+// download take up to Network.Attempts stall timeouts to give up), it
+// publishes a retryable failure, so that requests waiting for layers
+// fail with EIO; once progress resumes, requests wait again.
+func (f *fillImage) watch() {
+	if f.timeout <= 0 {
+		return
+	}
+	f.lastByte.Store(time.Now().UnixNano())
+	tick := time.NewTicker(min(f.timeout/4, time.Second))
+	defer tick.Stop()
+	for {
+		select {
+		case <-f.done:
+			return
+		case <-tick.C:
+		}
+		idle := time.Since(time.Unix(0, f.lastByte.Load()))
+		var warn error
+		back := false
+		f.mu.Lock()
+		switch {
+		case f.state.Tree != nil || f.failed || f.closed:
+			f.mu.Unlock()
+			return
+		case f.state.Err != nil && !f.stalled: // the pull failed: run retries it
+		case idle >= f.timeout && !f.stalled:
+			f.stalled = true
+			warn = fmt.Errorf("the registry has sent nothing for %v (--lazy-timeout); still trying", idle.Round(time.Second))
+			f.publish(fusefs.FillState{Partial: f.state.Partial, Err: warn})
+		case idle < f.timeout && f.stalled:
+			f.stalled, back = false, true
+			f.publish(fusefs.FillState{Partial: f.state.Partial})
+		}
+		f.mu.Unlock()
+		switch {
+		case warn != nil:
+			f.log.Warn("downloading the image's layers; paths still undecided fail with EIO until the registry sends again", "err", warn)
+		case back:
+			f.log.Info("the registry sends again; paths still undecided wait for it")
+		}
+	}
 }
 
 // close stops the pull and closes what was opened.
@@ -350,6 +410,7 @@ type getResult struct {
 // any layer is fetched whole), else while its layers download.
 func openFillingMount(ctx context.Context, g *globals, req *mountRequest, store *cache.Store, po cache.PullOptions) (*openedMount, error) {
 	f := newFillImage(store, g.Log)
+	f.timeout = req.Lazy.Timeout
 	get := func(ctx context.Context) (*cache.Image, error) {
 		return req.Lazy.get(ctx, store, req.Ref, f.pullOptions(po))
 	}

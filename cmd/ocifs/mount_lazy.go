@@ -17,7 +17,7 @@ import (
 func lazyFlags(background bool) []cli.Flag {
 	flags := []cli.Flag{
 		&cli.BoolFlag{Name: "lazy", Usage: lazyUsage(background)},
-		&cli.DurationFlag{Name: "lazy-timeout", Value: cache.DefaultLazyReadTimeout, Usage: "with --lazy: a read that waits this long for the registry fails with EIO (a later read tries again)"},
+		&cli.DurationFlag{Name: "lazy-timeout", Value: cache.DefaultLazyReadTimeout, Usage: "with --lazy: a read that waits this long for the registry fails with EIO (a later read tries again); so do requests waiting for layers still downloading while the registry has sent nothing for this long"},
 	}
 	if background {
 		flags = append(flags, &cli.BoolFlag{Name: "background-fetch", Usage: "with --lazy: download the rest of the lazy layers in the background, yielding to reads; once done the image is in the cache like a pulled one"})
