@@ -179,3 +179,35 @@ func TestFillingAcceptance(t *testing.T) {
 		image>>20, benchRate/1_000_000, full.Round(time.Millisecond), mount.Round(time.Millisecond), top.Round(time.Millisecond),
 		100*top.Seconds()/full.Seconds(), topBytes>>20, baseRead.Round(time.Millisecond))
 }
+
+// TestLazyOpenLatency times `ocifs mount --lazy` of an eStargz image of
+// 8 small layers through a proxy that delays every request by
+// OCIFS_LAZY_RTT_MS milliseconds, as a far registry would: each layer
+// costs two Range requests (footer, then TOC). Off unless the variable is
+// set; compare binaries with OCIFS_TEST_BINARY (docs/BENCHMARKS.md).
+func TestLazyOpenLatency(t *testing.T) {
+	ms, _ := strconv.Atoi(os.Getenv("OCIFS_LAZY_RTT_MS"))
+	if ms <= 0 {
+		t.Skip("set OCIFS_LAZY_RTT_MS=50 to time lazy mounts against a far registry")
+	}
+	requireFUSEMount(t)
+	reg := testregistry.Start(t)
+	ref := reg.Repo("lazy-rtt") + ":v1"
+	var layers [][]byte
+	for i := range 8 {
+		layers = append(layers, ti.Layer(ti.Dir(fmt.Sprintf("l%d", i)), ti.File(fmt.Sprintf("l%d/f", i), fmt.Sprint(i))))
+	}
+	ti.Push(t, ti.Image(t, layers, ti.WithPlatform("linux/amd64")), ref)
+	mustOcifs(t, cacheEnv(t), "convert", ref, reg.Repo("lazy-rtt")+":conv")
+	p := faultproxy.Start(t, reg.Addr)
+	p.Add(faultproxy.Rule{Fault: faultproxy.Delay, Wait: time.Duration(ms) * time.Millisecond})
+	conv := p.Addr + "/" + reg.Prefix() + "/lazy-rtt:conv"
+	for run := range 3 {
+		dir := mountDir(t)
+		start := time.Now()
+		mustOcifs(t, cacheEnv(t), "mount", "--lazy", conv, dir)
+		d := time.Since(start)
+		n := len(p.Requests())
+		t.Logf("run %d: ocifs mount --lazy of 8 eStargz layers, %d ms per request: %v (%d requests so far)", run, ms, d.Round(time.Millisecond), n)
+	}
+}
