@@ -81,7 +81,9 @@ func (f *fillImage) pullOptions(po cache.PullOptions) cache.PullOptions {
 	po.TopFirst = true
 	progress := po.Progress
 	po.Progress = func(p cache.Progress) {
-		f.lastByte.Store(time.Now().UnixNano())
+		if !f.yields(p.Layer) { // a trickle says nothing of the layers needed
+			f.lastByte.Store(time.Now().UnixNano())
+		}
 		if progress != nil {
 			progress(p)
 		}
@@ -159,17 +161,26 @@ func (f *fillImage) onLayerReady(i int) {
 // while lookups wait for more layers and a layer above it, which they
 // need first (the known layers are a run from the top), is missing.
 func (f *fillImage) yield(i int) bool {
-	c, _ := f.mounted.Load().(lookupCounter)
-	waiting := c != nil && c.WaitingLookups() > 0
+	waiting := f.lookupsWait()
 	if f.waiting.Swap(waiting) != waiting {
 		f.log.Debug("lookups waiting for layers: lower layers yield the link to higher ones", "waiting", waiting)
 	}
-	if !waiting {
-		return false
-	}
+	return waiting && f.missingAbove(i)
+}
+
+// yields is yield without its log.
+func (f *fillImage) yields(i int) bool { return f.lookupsWait() && f.missingAbove(i) }
+
+func (f *fillImage) lookupsWait() bool {
+	c, _ := f.mounted.Load().(lookupCounter)
+	return c != nil && c.WaitingLookups() > 0
+}
+
+// missingAbove reports whether a layer above position i has not arrived.
+func (f *fillImage) missingAbove(i int) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return !f.moved && i < len(f.arrived) && slices.Contains(f.arrived[i+1:], false)
+	return !f.moved && i >= 0 && i < len(f.arrived) && slices.Contains(f.arrived[i+1:], false)
 }
 
 // lookupCounter is what yield needs of the mount (a *fusefs.Server).
@@ -344,7 +355,8 @@ func (f *fillImage) retrying() {
 
 // watch bounds how long a request waits on a silent registry: while the
 // pull has reported no progress for f.timeout (its retries of a stalled
-// download take up to Network.Attempts stall timeouts to give up), it
+// download take up to Network.Attempts stall timeouts to give up; the
+// trickle of a yielding layer does not count), it
 // publishes a retryable failure, so that requests waiting for layers
 // fail with EIO; once progress resumes, requests wait again.
 func (f *fillImage) watch() {

@@ -31,6 +31,9 @@ func TestFillYield(t *testing.T) {
 			if got := f.yield(i); got != w {
 				t.Errorf("%s: yield(%d) = %v, want %v", what, i, got, w)
 			}
+			if got := f.yields(i); got != w { // the watchdog's view
+				t.Errorf("%s: yields(%d) = %v, want %v", what, i, got, w)
+			}
 		}
 	}
 	for _, tc := range []struct {
