@@ -279,7 +279,10 @@
 // most paths, and PullOptions.Yield slows the downloads a caller says
 // should leave the link to others (to 16 KiB a second, in reads of at
 // most that, so that their connections stay alive and their stall
-// watchdogs quiet). Nothing a reported layer uses can be pruned while the pull
+// watchdogs quiet). PullOptions.Pinned lets a second process (the mount
+// server) pull the image a first one resolved, from the manifest and
+// config that one stored, without asking the registry again. Nothing a
+// reported layer uses can be pruned while the pull
 // runs (it holds the store lock shared until the image is recorded), and
 // what OpenLayer returned keeps its files open, so it stays readable
 // after a later Prune, as an Image does.

@@ -66,7 +66,7 @@ func (s *Store) GetLazy(ctx context.Context, ref string, po PullOptions, lo Lazy
 	if spec.kind == kindLayout || spec.kind == kindArchive {
 		return s.Get(ctx, ref, po)
 	}
-	r, sl, err := s.resolveShared(ctx, spec, want, explicit)
+	r, sl, err := s.resolveShared(ctx, spec, want, explicit, po.Pinned)
 	if err != nil {
 		return nil, err
 	}

@@ -2,15 +2,20 @@ package cache
 
 import (
 	"context"
+	"errors"
 	"io"
+	"log"
 	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	ti "github.com/ocifs/ocifs/internal/testimage"
 	"github.com/ocifs/ocifs/overlay"
@@ -27,7 +32,7 @@ type readyLog struct {
 }
 
 func (rl *readyLog) options(po PullOptions) PullOptions {
-	po.Resolved = func(m *v1.Manifest, cf *v1.ConfigFile) {
+	po.Resolved = func(_ v1.Hash, m *v1.Manifest, cf *v1.ConfigFile) {
 		rl.mu.Lock()
 		defer rl.mu.Unlock()
 		rl.events = append(rl.events, -1)
@@ -347,5 +352,55 @@ func TestCachedLayerReadyAtOnce(t *testing.T) {
 	must(t, <-pulled)
 	if got := waitReady(t, rl.ready, 1); !slices.Equal(got, []int{1}) {
 		t.Errorf("ready after release: %v, want 1", got)
+	}
+}
+
+// TestPullPinned: a pull pinned to the manifest an earlier resolve stored
+// asks the registry for no manifest and keeps to that image after its tag
+// moved; a pin the store cannot serve resolves as usual.
+func TestPullPinned(t *testing.T) {
+	var manifests atomic.Int64
+	inner := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.URL.Path, "/manifests/") {
+			manifests.Add(1)
+		}
+		inner.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	ref := strings.TrimPrefix(srv.URL, "http://") + "/test/pinned:v1"
+	imgA, _ := threeLayers(t)
+	push(t, ref, imgA)
+	s := openStore(t, "")
+
+	// Resolve only, as ocifs mount does before its server takes over.
+	ctx, cancel := context.WithCancel(context.Background())
+	var pinned v1.Hash
+	_, err := s.Pull(ctx, ref, PullOptions{Resolved: func(d v1.Hash, _ *v1.Manifest, _ *v1.ConfigFile) { pinned = d; cancel() }})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("pull cancelled once resolved: %v", err)
+	}
+	push(t, ref, imageOf(t, "linux/amd64", gzipLayer(t, ti.Layer(ti.File("moved", "the tag moved")))))
+
+	before := manifests.Load()
+	img, err := s.Pull(context.Background(), ref, PullOptions{Pinned: pinned})
+	must(t, err)
+	defer img.Close()
+	if n := manifests.Load() - before; n != 0 {
+		t.Errorf("pinned pull asked the registry for %d manifests, want none", n)
+	}
+	if img.Digest != pinned || len(img.Layers) != 3 {
+		t.Errorf("pinned pull got %s with %d layers, want %s with 3 (the image before the tag moved)", img.Digest, len(img.Layers), pinned)
+	}
+
+	// A pin the store does not have: resolved as usual, to where the tag
+	// points now.
+	other := openStore(t, "")
+	before = manifests.Load()
+	moved, err := other.Pull(context.Background(), ref, PullOptions{Pinned: pinned})
+	must(t, err)
+	defer moved.Close()
+	if manifests.Load() == before || len(moved.Layers) != 1 {
+		t.Errorf("pull pinned to a manifest the store lacks: %d manifest requests, %d layers; want it resolved again (1 layer)", manifests.Load()-before, len(moved.Layers))
 	}
 }

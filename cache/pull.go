@@ -35,14 +35,15 @@ type PullOptions struct {
 	// manifest order either way.
 	TopFirst bool
 	// Resolved, if set, is called once by Pull (and by Get when it
-	// pulls) with the image's manifest (as stored: Docker media types
+	// pulls) with the image's manifest digest (as the registry serves it,
+	// as in Image.Digest), its manifest (as stored: Docker media types
 	// converted to OCI, as in Image.Manifest) and config once both are
 	// verified and stored, before any layer is fetched. Get calls neither
 	// Resolved nor LayerReady when it finds the image complete in the
 	// store or repairs it offline: the caller then has the whole Image.
 	// GetLazy calls both only for an image without eStargz or
 	// zstd:chunked layers, which it pulls as Pull does.
-	Resolved func(m *v1.Manifest, cf *v1.ConfigFile)
+	Resolved func(digest v1.Hash, m *v1.Manifest, cf *v1.ConfigFile)
 	// LayerReady, if set, is called once per manifest layer position i
 	// as soon as that layer is complete in the store (Store.OpenLayer may
 	// open it), including layers found complete; a blob listed at several
@@ -53,6 +54,14 @@ type PullOptions struct {
 	// under the pull's shared store lock: one that waits for a Prune
 	// deadlocks.
 	LayerReady func(i int)
+	// Pinned, if set, is the manifest digest an earlier resolve of the
+	// same ref chose (Image.Digest, or Resolved's digest): when the store
+	// has that manifest and its config (a pull stores both before any
+	// layer), Pull and GetLazy use them and do not ask the registry where
+	// the ref points now, which saves those round trips and keeps to that
+	// image if the tag has moved meanwhile. Otherwise they resolve as
+	// usual.
+	Pinned v1.Hash
 	// Yield, if set, is asked before each read of a layer's blob from
 	// the network, with the layer's highest manifest position. While it
 	// returns true, that download slows to a trickle (16 KiB a second,
@@ -153,7 +162,7 @@ func (s *Store) Pull(ctx context.Context, ref string, po PullOptions) (*Image, e
 		return nil, err
 	}
 	want, explicit := po.platform()
-	r, sl, err := s.resolveShared(ctx, spec, want, explicit)
+	r, sl, err := s.resolveShared(ctx, spec, want, explicit, po.Pinned)
 	if err != nil {
 		return nil, err
 	}
@@ -187,12 +196,18 @@ func (s *Store) pullResolved(ctx context.Context, spec *refSpec, r *resolved, wa
 
 // resolveShared takes the store's shared lock, removes stale temp files
 // and resolves spec: how Pull and GetLazy start. The caller unlocks.
-func (s *Store) resolveShared(ctx context.Context, spec *refSpec, want v1.Platform, explicit bool) (*resolved, *fileLock, error) {
+func (s *Store) resolveShared(ctx context.Context, spec *refSpec, want v1.Platform, explicit bool, pinned v1.Hash) (*resolved, *fileLock, error) {
 	sl, err := s.lockShared(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
 	s.cleanStaleTemps()
+	if pinned != (v1.Hash{}) && spec.kind == kindRegistry {
+		if r, ok := s.resolvePinned(ctx, spec, pinned, want, explicit); ok {
+			s.log.Debug("resolved from the store", "ref", spec.normalized, "manifest", pinned)
+			return r, sl, nil
+		}
+	}
 	r, err := s.resolve(ctx, spec, want, explicit)
 	if err != nil {
 		sl.Unlock()
@@ -208,7 +223,7 @@ func (s *Store) fetchImage(ctx context.Context, r *resolved, sm *storedManifest,
 		return PullStats{}, err
 	}
 	if po.Resolved != nil {
-		po.Resolved(sm.manifest, r.config)
+		po.Resolved(r.desc.Digest, sm.manifest, r.config)
 	}
 	var stats PullStats
 	var mu sync.Mutex // guards stats

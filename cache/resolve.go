@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -102,11 +103,63 @@ func (s *Store) resolveFrom(ctx context.Context, src source, want v1.Platform, e
 	if err := r.readConfig(ctx); err != nil {
 		return nil, err
 	}
+	return r, r.checkPlatform(want, explicit)
+}
+
+func (r *resolved) checkPlatform(want v1.Platform, explicit bool) error {
 	r.platform = configPlatform(r.config)
 	if explicit && !platformMatches(r.platform, want) {
-		return nil, errorf(ErrNoPlatform, "image is for %s, not %s", platformKey(r.platform), platformKey(want))
+		return errorf(ErrNoPlatform, "image is for %s, not %s", platformKey(r.platform), platformKey(want))
 	}
-	return r, nil
+	return nil
+}
+
+// resolvePinned is resolve without asking the source where the ref
+// points: the image is the one whose manifest digest is pinned, read from
+// the store with its config, as an earlier resolve of the same ref stored
+// them (a pull stores both before any layer). ok is false when the store
+// lacks either blob or they do not make an image for want; the caller
+// then resolves as usual. The source is opened for the layers.
+func (s *Store) resolvePinned(ctx context.Context, spec *refSpec, pinned v1.Hash, want v1.Platform, explicit bool) (r *resolved, ok bool) {
+	raw, err := readSmallFile(s.blobPath(pinned))
+	if err != nil {
+		return nil, false
+	}
+	desc := v1.Descriptor{Digest: pinned, Size: int64(len(raw))}
+	if checkDigest("manifest", desc, raw) != nil {
+		return nil, false
+	}
+	desc.MediaType = manifestMediaType("", raw)
+	if desc.MediaType.IsIndex() {
+		return nil, false
+	}
+	r = &resolved{ref: spec.normalized, desc: desc, rawManifest: raw}
+	if r.parseManifest() != nil {
+		return nil, false
+	}
+	cfg, err := readSmallFile(s.blobPath(r.manifest.Config.Digest))
+	if err != nil || r.setConfig(cfg) != nil || r.checkPlatform(want, explicit) != nil {
+		return nil, false
+	}
+	if r.src, err = s.openSource(ctx, spec); err != nil {
+		return nil, false
+	}
+	return r, true
+}
+
+// readSmallFile reads a stored manifest or config, up to
+// maxManifestSize.
+func readSmallFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	raw, err := io.ReadAll(io.LimitReader(f, maxManifestSize+1))
+	if err == nil && len(raw) > maxManifestSize {
+		err = fmt.Errorf("%s: larger than %d bytes", path, maxManifestSize)
+	}
+	return raw, err
 }
 
 func (r *resolved) parseManifest() error {
@@ -144,6 +197,12 @@ func (r *resolved) readConfig(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("fetching config %s: %w", d.Digest, classifyRemote(err))
 	}
+	return r.setConfig(raw)
+}
+
+// setConfig checks the config's bytes against the manifest and keeps it.
+func (r *resolved) setConfig(raw []byte) error {
+	d := r.manifest.Config
 	if err := checkDigest("config", d, raw); err != nil {
 		return err
 	}

@@ -105,7 +105,7 @@ func TestFillingMount(t *testing.T) {
 
 	fi.proxy.SetRate(4 << 20) // the base layer takes 6 s
 	env := cacheEnv(t)
-	before := blobBytesSent(fi.proxy)
+	before, manifests := blobBytesSent(fi.proxy), manifestRequests(fi.proxy)
 	start := time.Now()
 	dir := mountImageEnv(t, env, fi.ref, "--lazy")
 	t.Logf("mounted in %v", time.Since(start))
@@ -142,6 +142,10 @@ func TestFillingMount(t *testing.T) {
 	}
 	got := walkMount(t, dir)
 	requireNoDiff(t, "filled mount (a) vs mount of the pulled image (b)", got, want, exact)
+	// ocifs mount resolves the ref; its server pulls what it resolved.
+	if n := manifestRequests(fi.proxy) - manifests; n != 1 {
+		t.Errorf("ocifs mount --lazy and its pull asked for %d manifests, want 1", n)
+	}
 	late, err := os.Lstat(filepath.Join(dir, "app/run2"))
 	if err != nil {
 		t.Fatal(err)

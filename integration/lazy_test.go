@@ -62,6 +62,16 @@ func lazyLayers() [][]byte {
 }
 
 // blobBytesSent sums the blob bytes the proxy has sent.
+// manifestRequests counts the manifest requests the proxy has seen.
+func manifestRequests(p *faultproxy.Proxy) (n int) {
+	for _, r := range p.Requests() {
+		if strings.Contains(r.Path, "/manifests/") {
+			n++
+		}
+	}
+	return n
+}
+
 func blobBytesSent(p *faultproxy.Proxy) (n int64) {
 	for _, r := range p.Requests() {
 		if strings.Contains(r.Path, "/blobs/") {
@@ -80,10 +90,14 @@ func TestLazyMountMatchesPull(t *testing.T) {
 	want := walkMount(t, mountImageEnv(t, li.origEnv, li.ref))
 
 	env := cacheEnv(t)
-	before := blobBytesSent(li.proxy)
+	before, manifests := blobBytesSent(li.proxy), manifestRequests(li.proxy)
 	dir := mountImageEnv(t, env, li.conv, "--lazy")
 	if n := blobBytesSent(li.proxy) - before; n > 256<<10 {
 		t.Fatalf("a lazy mount fetched %d blob bytes before any read (TOCs and small layers expected)", n)
+	}
+	// ocifs mount resolves the ref; its server uses what it stored.
+	if n := manifestRequests(li.proxy) - manifests; n != 1 {
+		t.Errorf("ocifs mount --lazy asked for %d manifests, want 1", n)
 	}
 	before = blobBytesSent(li.proxy)
 	if n := metadataWalk(t, dir); n < 10 {

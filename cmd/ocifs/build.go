@@ -130,7 +130,7 @@ func runBuild(c *cli.Context) error {
 		return err
 	}
 	show := newPhases(c.App.ErrWriter, isTerminal(c.App.ErrWriter))
-	img, err := req.Lazy.fetchImage(c, g, req.Ref, false)
+	img, err := req.Lazy.fetchImage(c, g, req.Ref, false, nil)
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/urfave/cli/v2"
 
 	"github.com/ocifs/ocifs/cache"
@@ -45,6 +46,9 @@ type mountRequest struct {
 	AllowOther bool
 	Prefetch   bool
 	Lazy       lazyRequest
+	// Pinned is the manifest digest ocifs mount resolved REF to, which
+	// it hands its server (cache.PullOptions.Pinned); zero if unknown.
+	Pinned v1.Hash
 }
 
 func parseMountRequest(c *cli.Context) (*mountRequest, error) {
@@ -57,6 +61,11 @@ func parseMountRequest(c *cli.Context) (*mountRequest, error) {
 		return nil, err
 	}
 	r.Lazy = lr
+	if p := c.String(pinnedFlag); p != "" { // the server's flag alone
+		if r.Pinned, err = v1.NewHash(p); err != nil {
+			return nil, usagef("--%s %q: %v", pinnedFlag, p, err)
+		}
+	}
 	if c.IsSet("layers") && c.IsSet("layer") {
 		return nil, usagef("--layers and --layer exclude each other")
 	}
@@ -110,7 +119,9 @@ func runMount(c *cli.Context) error {
 }
 
 func pullForMount(c *cli.Context, g *globals, req *mountRequest) error {
-	img, err := req.Lazy.fetchImage(c, g, req.Ref, req.fills()) // with --lazy, TOCs only; the server finds them in the cache
+	// With --lazy, TOCs only; the server finds them in the cache, and the
+	// manifest and config too (req.Pinned): it does not resolve REF again.
+	img, err := req.Lazy.fetchImage(c, g, req.Ref, req.fills(), &req.Pinned)
 	if errors.Is(err, errServeWhilePulling) {
 		ref, err := cache.ParseRef(req.Ref, g.Insecure)
 		if err != nil {
@@ -125,7 +136,7 @@ func pullForMount(c *cli.Context, g *globals, req *mountRequest) error {
 	defer img.Close()
 	// The server runs in "/": hand it the normalized ref, whose oci: and
 	// docker-archive: paths are absolute.
-	req.Ref = img.Ref
+	req.Ref, req.Pinned = img.Ref, img.Digest
 	return checkLayerFlags(img, req)
 }
 

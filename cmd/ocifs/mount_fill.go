@@ -38,6 +38,7 @@ type fillImage struct {
 
 	resolved chan struct{} // closed by the first Resolved
 	once     sync.Once
+	digest   v1.Hash      // the manifest's; set before resolved is closed
 	manifest *v1.Manifest // set before resolved is closed
 	config   *v1.ConfigFile
 
@@ -97,11 +98,11 @@ func (f *fillImage) pullOptions(po cache.PullOptions) cache.PullOptions {
 // onResolved records the first pull's manifest. A retry resolves the ref
 // again; if it then names other layers, the retry fails once pulled (see
 // complete), and what it reports meanwhile is ignored.
-func (f *fillImage) onResolved(m *v1.Manifest, cf *v1.ConfigFile) {
+func (f *fillImage) onResolved(digest v1.Hash, m *v1.Manifest, cf *v1.ConfigFile) {
 	first := false
 	f.once.Do(func() {
 		first = true
-		f.manifest, f.config = m, cf
+		f.digest, f.manifest, f.config = digest, m, cf
 		f.mu.Lock()
 		f.layers = make([]*overlay.Layer, len(m.Layers))
 		f.arrived = make([]bool, len(m.Layers))
@@ -424,7 +425,13 @@ func openFillingMount(ctx context.Context, g *globals, req *mountRequest, store 
 	f := newFillImage(store, g.Log)
 	f.timeout = req.Lazy.Timeout
 	get := func(ctx context.Context) (*cache.Image, error) {
-		return req.Lazy.get(ctx, store, req.Ref, f.pullOptions(po))
+		po := f.pullOptions(po)
+		select {
+		case <-f.resolved: // a retry: keep to the image being served
+			po.Pinned = f.digest
+		default:
+		}
+		return req.Lazy.get(ctx, store, req.Ref, po)
 	}
 	first := make(chan getResult, 1)
 	go func() {

@@ -41,7 +41,7 @@ func TestFillYield(t *testing.T) {
 		want    []bool
 	}{{0, []bool{false, false, false, false}}, {2, []bool{true, true, true, false}}} {
 		f := newFillImage(nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
-		f.onResolved(manifestOf("a", "b", "c", "d"), &v1.ConfigFile{})
+		f.onResolved(v1.Hash{}, manifestOf("a", "b", "c", "d"), &v1.ConfigFile{})
 		check(f, "before the mount serves", false, false, false, false)
 		f.mounted.Store(lookupCounter(tc.lookups))
 		check(f, "no layer in", tc.want...)
@@ -56,9 +56,9 @@ func TestFillYield(t *testing.T) {
 		f.mu.Unlock()
 		check(f, "top and second layers in", tc.want[0], tc.want[1], false, false)
 
-		f.onResolved(manifestOf("a", "b", "c", "d"), &v1.ConfigFile{})
+		f.onResolved(v1.Hash{}, manifestOf("a", "b", "c", "d"), &v1.ConfigFile{})
 		check(f, "a retry resolved the same layers", tc.want[0], tc.want[1], false, false)
-		f.onResolved(manifestOf("a", "x"), &v1.ConfigFile{})
+		f.onResolved(v1.Hash{}, manifestOf("a", "x"), &v1.ConfigFile{})
 		check(f, "a retry resolved other layers", false, false, false, false, false)
 	}
 }

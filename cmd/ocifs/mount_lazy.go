@@ -84,14 +84,17 @@ var errServeWhilePulling = errors.New("the mount server pulls the image")
 // flags: get, with per-layer bars on a terminal. For a mount that fills
 // (mountRequest.fills), an image the server would pull whole is left to
 // it: errServeWhilePulling once the manifest is known.
-func (r lazyRequest) fetchImage(c *cli.Context, g *globals, ref string, fills bool) (*cache.Image, error) {
+func (r lazyRequest) fetchImage(c *cli.Context, g *globals, ref string, fills bool, resolved *v1.Hash) (*cache.Image, error) {
 	return fetchImage(c, g, 0, func(s *cache.Store, po cache.PullOptions) (*cache.Image, error) {
 		if !fills {
 			return r.get(c.Context, s, ref, po)
 		}
 		ctx, cancel := context.WithCancelCause(c.Context)
 		defer cancel(nil)
-		po.Resolved = func(*v1.Manifest, *v1.ConfigFile) { cancel(errServeWhilePulling) }
+		po.Resolved = func(d v1.Hash, _ *v1.Manifest, _ *v1.ConfigFile) {
+			*resolved = d
+			cancel(errServeWhilePulling)
+		}
 		img, err := r.get(ctx, s, ref, po)
 		if cause := context.Cause(ctx); errors.Is(cause, errServeWhilePulling) {
 			if img != nil {

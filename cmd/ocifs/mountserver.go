@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 
@@ -42,8 +43,12 @@ func mountServerCmd() *cli.Command {
 	cmd.Hidden = true
 	cmd.Usage = "serve a mount in the background (started by 'ocifs mount')"
 	cmd.Action = runMountServer
+	cmd.Flags = append(cmd.Flags, &cli.StringFlag{Name: pinnedFlag, Hidden: true, Usage: "the manifest digest ocifs mount resolved REF to"})
 	return cmd
 }
+
+// pinnedFlag hands the server mountRequest.Pinned.
+const pinnedFlag = "pinned"
 
 // startMountServer starts the background server and waits for its report.
 func startMountServer(ctx context.Context, g *globals, req *mountRequest) (int, error) {
@@ -150,6 +155,9 @@ func mountServerArgs(g *globals, req *mountRequest) []string {
 	}
 	if req.Layer >= 0 {
 		args = append(args, "--layer", strconv.Itoa(req.Layer))
+	}
+	if req.Pinned != (v1.Hash{}) {
+		args = append(args, "--"+pinnedFlag, req.Pinned.String())
 	}
 	return append(args, "--", req.Ref, req.Dir)
 }
@@ -261,6 +269,7 @@ func openMount(ctx context.Context, g *globals, req *mountRequest) (*openedMount
 	if err != nil {
 		return nil, err
 	}
+	po.Pinned = req.Pinned
 	if req.fills() {
 		return openFillingMount(ctx, g, req, store, po)
 	}
