@@ -269,8 +269,8 @@
 // # Serving while pulling
 //
 // A mount of an image not yet in the store can serve before the pull
-// ends: PullOptions.Resolved gives the manifest and config once they are
-// verified and stored, before any layer is fetched;
+// ends: PullOptions.Resolved gives the manifest (and its digest) and
+// config once they are verified and stored, before any layer is fetched;
 // PullOptions.LayerReady names each layer position as it becomes
 // complete (found complete, or fetched and indexed); Store.OpenLayer then
 // opens that layer's index and content on their own, as an Image would,

@@ -61,7 +61,9 @@ func (s *Store) GetLazy(ctx context.Context, ref string, po PullOptions, lo Lazy
 	}
 	want, explicit := po.platform()
 	if img, err := s.Lookup(spec.normalized, want); err == nil {
-		return img, nil
+		if img = po.keepPinned(img); img != nil {
+			return img, nil
+		}
 	}
 	if spec.kind == kindLayout || spec.kind == kindArchive {
 		return s.Get(ctx, ref, po)
@@ -88,6 +90,11 @@ func (s *Store) openLazyImage(ctx context.Context, r *resolved, want v1.Platform
 	}
 	if err := s.writeBlob(bytes.NewReader(r.rawConfig), r.manifest.Config.Digest, int64(len(r.rawConfig))); err != nil {
 		return nil, err
+	}
+	if sm.source != (v1.Hash{}) { // the manifest as served, for a pinned resolve (holdPending stores the OCI form)
+		if err := s.writeBlob(bytes.NewReader(r.rawManifest), r.desc.Digest, int64(len(r.rawManifest))); err != nil {
+			return nil, err
+		}
 	}
 	pending, err := s.holdPending(sm)
 	if err != nil {

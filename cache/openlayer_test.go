@@ -393,6 +393,26 @@ func TestPullPinned(t *testing.T) {
 		t.Errorf("pinned pull got %s with %d layers, want %s with 3 (the image before the tag moved)", img.Digest, len(img.Layers), pinned)
 	}
 
+	// The ref recorded anew, at the moved tag: Get and GetLazy keep to
+	// the pin all the same.
+	moved0, err := s.Pull(context.Background(), ref, PullOptions{})
+	must(t, err)
+	moved0.Close()
+	for what, get := range map[string]func() (*Image, error){
+		"Get":     func() (*Image, error) { return s.Get(context.Background(), ref, PullOptions{Pinned: pinned}) },
+		"GetLazy": func() (*Image, error) { return s.GetLazy(context.Background(), ref, PullOptions{Pinned: pinned}, LazyOptions{}) },
+	} {
+		got, err := get()
+		must(t, err)
+		if got.Digest != pinned {
+			t.Errorf("%s pinned, with the moved image recorded under the ref: got %s, want %s", what, got.Digest, pinned)
+		}
+		got.Close()
+		back, err := s.Pull(context.Background(), ref, PullOptions{}) // the moved one recorded again
+		must(t, err)
+		back.Close()
+	}
+
 	// A pin the store does not have: resolved as usual, to where the tag
 	// points now.
 	other := openStore(t, "")

@@ -55,12 +55,15 @@ type PullOptions struct {
 	// deadlocks.
 	LayerReady func(i int)
 	// Pinned, if set, is the manifest digest an earlier resolve of the
-	// same ref chose (Image.Digest, or Resolved's digest): when the store
-	// has that manifest and its config (a pull stores both before any
-	// layer), Pull and GetLazy use them and do not ask the registry where
-	// the ref points now, which saves those round trips and keeps to that
-	// image if the tag has moved meanwhile. Otherwise they resolve as
-	// usual.
+	// same ref chose (Image.Digest, or Resolved's digest); the caller
+	// vouches that it is the ref's, as the image is recorded under the
+	// ref. When the store has that manifest and its config (a pull
+	// stores both before any layer), Pull, Get and GetLazy use them and
+	// do not ask the registry where the ref points now, which saves those
+	// round trips and keeps to that image if the tag has moved meanwhile;
+	// Get and GetLazy take the image recorded under the ref only if it is
+	// that one. When the store lacks them (a Prune removed them), the ref
+	// is resolved as usual.
 	Pinned v1.Hash
 	// Yield, if set, is asked before each read of a layer's blob from
 	// the network, with the layer's highest manifest position. While it
@@ -99,17 +102,34 @@ func (s *Store) Get(ctx context.Context, ref string, po PullOptions) (*Image, er
 	want, _ := po.platform()
 	img, err := s.Lookup(spec.normalized, want)
 	if err == nil {
-		return img, nil
+		if img = po.keepPinned(img); img != nil {
+			return img, nil
+		}
+		return s.Pull(ctx, ref, po)
 	}
 	if !errors.Is(err, ErrNotFound) {
 		s.log.Debug("stored image is incomplete; repairing it locally", "ref", spec.normalized, "reason", err)
 		img, err := s.repairLocal(ctx, spec.normalized, want)
 		if err == nil {
-			return img, nil
+			if img = po.keepPinned(img); img != nil {
+				return img, nil
+			}
+		} else {
+			s.log.Debug("local repair failed; pulling", "ref", spec.normalized, "reason", err)
 		}
-		s.log.Debug("local repair failed; pulling", "ref", spec.normalized, "reason", err)
 	}
 	return s.Pull(ctx, ref, po)
+}
+
+// keepPinned returns img unless po pins another image (the ref was
+// recorded anew since it was resolved): then it closes img and returns
+// nil, and the caller pulls the pinned one.
+func (po PullOptions) keepPinned(img *Image) *Image {
+	if po.Pinned == (v1.Hash{}) || img.Digest == po.Pinned {
+		return img
+	}
+	img.Close()
+	return nil
 }
 
 // repairLocal rebuilds the missing or bad indexes and unpacked copies of a
@@ -391,7 +411,9 @@ func (s *Store) layerCompleteIn(mode Mode, digest, diffID v1.Hash) error {
 // record adds the image to index.json under its ref and platform.
 func (s *Store) record(ctx context.Context, r *resolved, sm *storedManifest, want v1.Platform) (v1.Descriptor, error) {
 	plat := r.platform
-	desc := sm.desc
+	// Only what the store needs: the source's descriptor may carry more
+	// (artifactType), and a pinned resolve has none of it.
+	desc := v1.Descriptor{MediaType: sm.desc.MediaType, Size: sm.desc.Size, Digest: sm.desc.Digest}
 	desc.Platform = &plat
 	desc.Annotations = map[string]string{
 		AnnotationRefName:  r.ref,

@@ -123,6 +123,7 @@ func (r *resolved) checkPlatform(want v1.Platform, explicit bool) error {
 func (s *Store) resolvePinned(ctx context.Context, spec *refSpec, pinned v1.Hash, want v1.Platform, explicit bool) (r *resolved, ok bool) {
 	raw, err := readSmallFile(s.blobPath(pinned))
 	if err != nil {
+		s.log.Debug("the pinned manifest is not in the store; resolving", "manifest", pinned, "err", err)
 		return nil, false
 	}
 	desc := v1.Descriptor{Digest: pinned, Size: int64(len(raw))}
@@ -138,7 +139,14 @@ func (s *Store) resolvePinned(ctx context.Context, spec *refSpec, pinned v1.Hash
 		return nil, false
 	}
 	cfg, err := readSmallFile(s.blobPath(r.manifest.Config.Digest))
-	if err != nil || r.setConfig(cfg) != nil || r.checkPlatform(want, explicit) != nil {
+	if err == nil {
+		err = r.setConfig(cfg)
+	}
+	if err == nil {
+		err = r.checkPlatform(want, explicit)
+	}
+	if err != nil {
+		s.log.Debug("the pinned manifest's config does not serve; resolving", "manifest", pinned, "err", err)
 		return nil, false
 	}
 	if r.src, err = s.openSource(ctx, spec); err != nil {

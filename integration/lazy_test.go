@@ -61,7 +61,6 @@ func lazyLayers() [][]byte {
 	return append(rulesLayers(), ti.Layer(es...))
 }
 
-// blobBytesSent sums the blob bytes the proxy has sent.
 // manifestRequests counts the manifest requests the proxy has seen.
 func manifestRequests(p *faultproxy.Proxy) (n int) {
 	for _, r := range p.Requests() {
@@ -72,6 +71,7 @@ func manifestRequests(p *faultproxy.Proxy) (n int) {
 	return n
 }
 
+// blobBytesSent sums the blob bytes the proxy has sent.
 func blobBytesSent(p *faultproxy.Proxy) (n int64) {
 	for _, r := range p.Requests() {
 		if strings.Contains(r.Path, "/blobs/") {

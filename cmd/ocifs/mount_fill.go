@@ -219,9 +219,10 @@ func (f *fillImage) merge() {
 		}
 		f.log.Debug("merged the layers downloaded so far", "from", low, "took", time.Since(start))
 		f.mu.Lock()
-		if f.state.Tree == nil && !f.closed {
+		if f.state.Tree == nil && !f.closed && !f.failed {
 			f.low = low
-			f.publish(fusefs.FillState{Partial: p})
+			// A failure (or stall) stays until run or watch clears it.
+			f.publish(fusefs.FillState{Partial: p, Err: f.state.Err})
 		}
 		f.mu.Unlock()
 	}
@@ -351,6 +352,7 @@ func (f *fillImage) retrying() {
 	f.lastByte.Store(time.Now().UnixNano())
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.stalled = false
 	f.publish(fusefs.FillState{Partial: f.state.Partial})
 }
 
@@ -365,7 +367,7 @@ func (f *fillImage) watch() {
 		return
 	}
 	f.lastByte.Store(time.Now().UnixNano())
-	tick := time.NewTicker(min(f.timeout/4, time.Second))
+	tick := time.NewTicker(max(min(f.timeout/4, time.Second), time.Millisecond))
 	defer tick.Stop()
 	for {
 		select {
@@ -373,10 +375,10 @@ func (f *fillImage) watch() {
 			return
 		case <-tick.C:
 		}
-		idle := time.Since(time.Unix(0, f.lastByte.Load()))
 		var warn error
 		back := false
 		f.mu.Lock()
+		idle := time.Since(time.Unix(0, f.lastByte.Load())) // after retrying's reset, if any
 		switch {
 		case f.state.Tree != nil || f.failed || f.closed:
 			f.mu.Unlock()
@@ -394,8 +396,8 @@ func (f *fillImage) watch() {
 		switch {
 		case warn != nil:
 			f.log.Warn("downloading the image's layers; paths still undecided fail with EIO until the registry sends again", "err", warn)
-		case back:
-			f.log.Info("the registry sends again; paths still undecided wait for it")
+		case back: // as loud as the warning it ends
+			f.log.Warn("the registry sends again; paths still undecided wait for it")
 		}
 	}
 }
