@@ -399,8 +399,10 @@ func TestPullPinned(t *testing.T) {
 	must(t, err)
 	moved0.Close()
 	for what, get := range map[string]func() (*Image, error){
-		"Get":     func() (*Image, error) { return s.Get(context.Background(), ref, PullOptions{Pinned: pinned}) },
-		"GetLazy": func() (*Image, error) { return s.GetLazy(context.Background(), ref, PullOptions{Pinned: pinned}, LazyOptions{}) },
+		"Get": func() (*Image, error) { return s.Get(context.Background(), ref, PullOptions{Pinned: pinned}) },
+		"GetLazy": func() (*Image, error) {
+			return s.GetLazy(context.Background(), ref, PullOptions{Pinned: pinned}, LazyOptions{})
+		},
 	} {
 		got, err := get()
 		must(t, err)
