@@ -88,13 +88,8 @@ func (s *Store) openLazyImage(ctx context.Context, r *resolved, want v1.Platform
 	if err != nil {
 		return nil, err
 	}
-	if err := s.writeBlob(bytes.NewReader(r.rawConfig), r.manifest.Config.Digest, int64(len(r.rawConfig))); err != nil {
+	if err := s.storeManifests(r, sm); err != nil { // as Pull: a pinned resolve finds them
 		return nil, err
-	}
-	if sm.source != (v1.Hash{}) { // the manifest as served, for a pinned resolve (holdPending stores the OCI form)
-		if err := s.writeBlob(bytes.NewReader(r.rawManifest), r.desc.Digest, int64(len(r.rawManifest))); err != nil {
-			return nil, err
-		}
 	}
 	pending, err := s.holdPending(sm)
 	if err != nil {

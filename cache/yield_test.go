@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+
 	ti "github.com/ocifs/ocifs/internal/testimage"
 )
 
@@ -111,5 +114,22 @@ func TestPullYield(t *testing.T) {
 	// whole once it stopped yielding.
 	if len(img.Layers) != 2 {
 		t.Errorf("pulled image has %d layers, want 2", len(img.Layers))
+	}
+}
+
+// TestPullYieldLocal: a pull from an OCI layout never asks Yield (its
+// reads are local: slowing them frees no link).
+func TestPullYieldLocal(t *testing.T) {
+	img, _ := threeLayers(t)
+	dir := t.TempDir()
+	p, err := layout.Write(dir, empty.Index)
+	must(t, err)
+	must(t, p.AppendImage(img))
+	var asked atomic.Int64
+	got, err := openStore(t, "").Pull(context.Background(), "oci:"+dir, PullOptions{Yield: func(int) bool { asked.Add(1); return true }})
+	must(t, err)
+	got.Close()
+	if n := asked.Load(); n != 0 {
+		t.Errorf("Yield asked %d times for a pull from an OCI layout, want never", n)
 	}
 }

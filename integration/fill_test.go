@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"context"
 	"errors"
 	"math/rand/v2"
 	"os"
@@ -202,18 +201,8 @@ func TestFillingRegistryGone(t *testing.T) {
 	// The base layer's blob is unavailable (the small top layer is in
 	// long before the pull's retries give up on it).
 	fi.proxy.Add(faultproxy.Rule{Path: "/blobs/" + fi.blobs[0], Fault: faultproxy.Status, Status: 503})
-	env := cacheEnv(t)
 	dir := mountDir(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var stderr lockedBuffer
-	cmd := ocifsCommand(ctx, t, env, "mount", "--foreground", "--lazy", "--retries", "1", fi.ref, dir)
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
-	waitMounted(t, dir, &stderr)
+	stderr := mountForeground(t, cacheEnv(t), "--lazy", "--retries", "1", fi.ref, dir)
 	if b, err := os.ReadFile(filepath.Join(dir, "app/run")); err != nil || !strings.HasPrefix(string(b), "#!") {
 		t.Fatalf("reading a file of the downloaded top layer: %q, %v", b, err)
 	}
@@ -227,11 +216,7 @@ func TestFillingRegistryGone(t *testing.T) {
 	}
 	// The server logs why before it fails the request; its stderr
 	// reaches the buffer through a pipe, a moment later.
-	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(stderr.String(), "retrying"); time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the server did not say why:\n%s", stderr.String())
-		}
-	}
+	waitStderr(t, stderr, "retrying")
 	if _, err := os.ReadFile(filepath.Join(dir, "app/run")); err != nil {
 		t.Fatalf("the top layer's file after the failure: %v", err)
 	}
@@ -259,18 +244,8 @@ func TestFillingRegistrySilent(t *testing.T) {
 	requireFUSEMount(t)
 	fi := newFillImage(t, "fill-silent")
 	fi.proxy.Add(faultproxy.Rule{Path: "/blobs/" + fi.blobs[0], Fault: faultproxy.Stall, After: 1 << 20})
-	env := cacheEnv(t)
 	dir := mountDir(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var stderr lockedBuffer
-	cmd := ocifsCommand(ctx, t, env, "mount", "--foreground", "--lazy", "--lazy-timeout", "2s", fi.ref, dir)
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
-	waitMounted(t, dir, &stderr)
+	stderr := mountForeground(t, cacheEnv(t), "--lazy", "--lazy-timeout", "2s", fi.ref, dir)
 	if b, err := os.ReadFile(filepath.Join(dir, "app/run")); err != nil || !strings.HasPrefix(string(b), "#!") {
 		t.Fatalf("reading a file of the downloaded top layer: %q, %v", b, err)
 	}
@@ -286,7 +261,7 @@ func TestFillingRegistrySilent(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatalf("a lookup of the base layer still waits after 15 s of a silent registry; --lazy-timeout is 2s")
 	}
-	waitStderr(t, &stderr, "has sent nothing")
+	waitStderr(t, stderr, "has sent nothing")
 	if _, err := os.ReadFile(filepath.Join(dir, "app/run")); err != nil {
 		t.Fatalf("the top layer's file while the registry is silent: %v", err)
 	}
@@ -294,7 +269,7 @@ func TestFillingRegistrySilent(t *testing.T) {
 	// a pace that leaves the base layer a few seconds to arrive.
 	fi.proxy.SetRate(8 << 20)
 	fi.proxy.Reset()
-	waitStderr(t, &stderr, `msg="the registry sends again`)
+	waitStderr(t, stderr, `msg="the registry sends again`)
 	if b, err := os.ReadFile(filepath.Join(dir, "usr/bin/sh")); err != nil || string(b) != "#!sh\n" {
 		t.Fatalf("the base layer's file once the registry sends again: %q, %v\n%s", b, err, stderr.String())
 	}

@@ -171,18 +171,8 @@ func TestLazyWithoutRange(t *testing.T) {
 func TestLazyRegistryGoneMidRead(t *testing.T) {
 	requireFUSEMount(t)
 	li := newLazyImage(t, "lazy-gone", lazyLayers())
-	env := cacheEnv(t)
 	dir := mountDir(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var stderr lockedBuffer // written by exec's copier while the test reads it
-	cmd := ocifsCommand(ctx, t, env, "mount", "--foreground", "--lazy", "--lazy-timeout", "3s", "--retries", "1", li.conv, dir)
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
-	waitMounted(t, dir, &stderr)
+	stderr := mountForeground(t, cacheEnv(t), "--lazy", "--lazy-timeout", "3s", "--retries", "1", li.conv, dir)
 	if _, err := os.ReadFile(filepath.Join(dir, "data/small/f01")); err != nil {
 		t.Fatalf("reading with the registry up: %v", err)
 	}
@@ -222,6 +212,28 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// mountForeground runs `ocifs mount --foreground ARGS`, whose last two
+// are REF and DIR, until the test ends (then SIGTERM), and returns once
+// DIR is mounted. Its stderr is returned as it grows.
+func mountForeground(t *testing.T, env []string, args ...string) *lockedBuffer {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	stderr := new(lockedBuffer) // written by exec's copier while the test reads it
+	cmd := ocifsCommand(ctx, t, env, append([]string{"mount", "--foreground"}, args...)...)
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		cancel()
+	})
+	waitMounted(t, args[len(args)-1], stderr)
+	return stderr
 }
 
 // waitMounted waits until dir is a mount point whose root answers stat
